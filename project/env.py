@@ -1,0 +1,110 @@
+"""Typed readers for settings that come from the environment.
+
+Each reader fails at start-up with ImproperlyConfigured naming the variable and the problem, so a typo in a
+deployment shows up at once instead of as a wrong number later.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from decimal import Decimal, InvalidOperation
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def env_money(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name, default).strip()
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a decimal amount such as 10.00") from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a finite amount of zero or more")
+    return value
+
+
+def env_time_zone(name: str, default: str = "UTC") -> str:
+    raw = env_str(name, default) or default
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an IANA time zone such as Europe/Berlin") from None
+    return raw
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def env_emails(name: str) -> list[str]:
+    addresses = env_list(name)
+    for address in addresses:
+        if "@" not in address:
+            raise ImproperlyConfigured(f"{name} contains {address!r}, which is not an email address")
+    return addresses
+
+
+def database_from_url(name: str, default_sqlite_path: str) -> dict[str, object]:
+    """DATABASE_URL as a Django DATABASES entry: postgres://user:pass@host:port/db or sqlite:///path."""
+    url = env_str(name)
+    if not url:
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": default_sqlite_path}
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path[1:] if path.startswith("//") else path}
+    if parts.scheme in {"postgres", "postgresql", "pgsql"}:
+        if not parts.path.strip("/"):
+            raise ImproperlyConfigured(f"{name}={url!r} names no database; add /dbname")
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    raise ImproperlyConfigured(f"{name}={url!r}: the scheme must be postgres:// or sqlite://")
+
+
+def redis_url(name: str) -> str:
+    url = env_str(name)
+    if url and urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(f"{name}={url!r}: the scheme must be redis://, rediss:// or unix://")
+    return url

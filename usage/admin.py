@@ -1,0 +1,147 @@
+"""Admin for logs (read-only: they are billing records), price versions and per-user limits."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from usage.models import AIProviderPricing, AIUsageLog, UserSpendLimit
+
+STATUS_COLOURS = {
+    "success": "#2e7d32",
+    "error": "#c62828",
+    "timeout": "#ef6c00",
+    "rate_limited": "#6a1b9a",
+    "cancelled": "#616161",
+}
+
+
+class PricedFilter(admin.SimpleListFilter):
+    title = "pricing"
+    parameter_name = "priced"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Priced"), ("no", "Unpriced")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AIUsageLog]) -> QuerySet[AIUsageLog]:
+        if self.value() in {"yes", "no"}:
+            return queryset.filter(total_cost__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(AIUsageLog)
+class AIUsageLogAdmin(admin.ModelAdmin):
+    list_display = (
+        "occurred_at",
+        "user",
+        "feature",
+        "provider",
+        "model",
+        "tokens",
+        "cost",
+        "status_badge",
+        "latency_ms",
+    )
+    list_filter = ("provider", "model", "feature", "status", PricedFilter, "occurred_at")
+    search_fields = ("user__username", "user__email", "feature", "session_id", "event_id")
+    date_hierarchy = "occurred_at"
+    list_select_related = ("user",)
+    show_full_result_count = False  # an exact count of tens of millions of rows on every page view is wasted work
+    readonly_fields = [f.name for f in AIUsageLog._meta.fields]
+
+    @admin.display(description="tokens (in / out)")
+    def tokens(self, obj: AIUsageLog) -> str:
+        return format_html(
+            '<span title="cached {} · cache write {} · reasoning {}">{} / {}</span>',
+            obj.cached_input_tokens,
+            obj.cache_write_tokens,
+            obj.reasoning_tokens,
+            obj.input_tokens,
+            obj.output_tokens,
+        )
+
+    @admin.display(description="cost (USD)", ordering="total_cost")
+    def cost(self, obj: AIUsageLog) -> str:
+        if obj.total_cost is None:
+            return format_html('<strong style="color:#c62828">unpriced</strong>')
+        colour = (
+            "#2e7d32"
+            if obj.total_cost < Decimal("0.01")
+            else "#ef6c00"
+            if obj.total_cost < Decimal("0.10")
+            else "#c62828"
+        )
+        return format_html('<span style="color:{}">${}</span>', colour, f"{obj.total_cost:.6f}")
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: AIUsageLog) -> str:
+        colour = STATUS_COLOURS.get(obj.status, "#616161")
+        return format_html(
+            '<span style="background:{};color:#fff;padding:1px 6px;border-radius:8px">{}</span>', colour, obj.status
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(AIProviderPricing)
+class AIProviderPricingAdmin(admin.ModelAdmin):
+    list_display = (
+        "provider",
+        "model",
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "cache_write_price",
+        "effective_from",
+        "effective_until",
+        "source",
+        "in_force",
+        "is_active",
+    )
+    list_filter = ("source", "is_active", "provider")
+    search_fields = ("model", "display_name", "provider")
+    ordering = ("provider", "model", "-effective_from")
+    actions = ["mark_inactive"]
+    readonly_fields = ("created_at",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # logs point at the version that priced them; retire a version with "mark inactive"
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"source": "manual", "effective_from": timezone.now()}
+
+    @admin.display(boolean=True, description="in force now")
+    def in_force(self, obj: AIProviderPricing) -> bool:
+        now = timezone.now()
+        return (
+            obj.is_active and obj.effective_from <= now and (obj.effective_until is None or now < obj.effective_until)
+        )
+
+    @admin.action(description="Mark selected prices inactive (never used for pricing)")
+    def mark_inactive(self, request: HttpRequest, queryset: QuerySet[AIProviderPricing]) -> None:
+        count = queryset.update(is_active=False)
+        from usage.pricing import forget_cached_prices
+
+        forget_cached_prices()
+        self.message_user(request, f"{count} price version(s) marked inactive.", messages.SUCCESS)
+
+
+@admin.register(UserSpendLimit)
+class UserSpendLimitAdmin(admin.ModelAdmin):
+    list_display = ("user", "daily_limit", "monthly_limit", "updated_at")
+    search_fields = ("user__username", "user__email")
+    autocomplete_fields = ("user",)
+    list_select_related = ("user",)

@@ -1,0 +1,125 @@
+"""Spend limits and spend status, read from the live per-day counters (never from the user's whole history)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+
+from usage import periods
+from usage.models import UserDailySpend, UserSpendLimit
+
+WARNING_PERCENT = Decimal(80)
+EXCEEDED_PERCENT = Decimal(100)
+ZERO = Decimal(0)
+
+
+class SpendStatus(StrEnum):
+    OK = "OK"
+    WARNING = "WARNING"
+    EXCEEDED = "EXCEEDED"
+
+
+def status_for(spend: Decimal, limit: Decimal) -> SpendStatus:
+    """OK below 80% of the limit, WARNING from 80% to below 100%, EXCEEDED at 100% or more (a zero limit blocks)."""
+    if spend >= limit:
+        return SpendStatus.EXCEEDED
+    if spend * 100 >= limit * WARNING_PERCENT:
+        return SpendStatus.WARNING
+    return SpendStatus.OK
+
+
+def percent_of(spend: Decimal, limit: Decimal) -> Decimal | None:
+    return None if limit == 0 else (spend * 100 / limit).quantize(Decimal("0.01"))
+
+
+@dataclass(frozen=True)
+class PeriodSpend:
+    spend: Decimal
+    limit: Decimal
+
+    @property
+    def percent(self) -> Decimal | None:
+        return percent_of(self.spend, self.limit)
+
+    @property
+    def status(self) -> SpendStatus:
+        return status_for(self.spend, self.limit)
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.limit - self.spend, ZERO)
+
+
+@dataclass(frozen=True)
+class UserSpend:
+    user_id: int
+    day: date
+    daily: PeriodSpend
+    monthly: PeriodSpend
+    unpriced_requests_this_month: int
+
+    @property
+    def status(self) -> SpendStatus:
+        order = [SpendStatus.OK, SpendStatus.WARNING, SpendStatus.EXCEEDED]
+        return max(self.daily.status, self.monthly.status, key=order.index)
+
+
+def user_limits(user_id: int) -> tuple[Decimal, Decimal]:
+    """(daily, monthly) limit for a user: their override where set, else the defaults from settings."""
+    row = UserSpendLimit.objects.filter(user_id=user_id).values_list("daily_limit", "monthly_limit").first()
+    daily, monthly = row or (None, None)
+    return (
+        settings.AI_DEFAULT_DAILY_LIMIT if daily is None else daily,
+        settings.AI_DEFAULT_MONTHLY_LIMIT if monthly is None else monthly,
+    )
+
+
+def spend_in_month(user_id: int, day: date) -> tuple[Decimal, Decimal, int]:
+    """(spend on `day`, spend in its month, unpriced calls in its month) from at most 31 counter rows."""
+    first = periods.month_start(day)
+    totals = UserDailySpend.objects.filter(
+        user_id=user_id,
+        time_zone=periods.reporting_zone_name(),
+        day__gte=first,
+        day__lt=periods.next_month_start(day),
+    ).aggregate(
+        today=Sum("cost", filter=Q(day=day), default=ZERO),
+        month=Sum("cost", default=ZERO),
+        unpriced=Sum("unpriced_requests", default=0),
+    )
+    return totals["today"], totals["month"], totals["unpriced"]
+
+
+def spend_status(user_id: int, day: date | None = None) -> UserSpend:
+    """Daily and monthly spend, limits, percentages and status of one user for a reporting day (default today)."""
+    day = day or periods.today()
+    daily_limit, monthly_limit = user_limits(user_id)
+    today_spend, month_spend, unpriced = spend_in_month(user_id, day)
+    return UserSpend(
+        user_id=user_id,
+        day=day,
+        daily=PeriodSpend(today_spend, daily_limit),
+        monthly=PeriodSpend(month_spend, monthly_limit),
+        unpriced_requests_this_month=unpriced,
+    )
+
+
+def cost_per_active_user(start: date, end: date) -> dict[str, Decimal | int]:
+    """CAU over reporting days start..end inclusive: attributed cost divided by users with at least one call."""
+    totals = UserDailySpend.objects.filter(
+        time_zone=periods.reporting_zone_name(), day__gte=start, day__lte=end, requests__gt=0
+    ).aggregate(total_cost=Sum("cost", default=ZERO), active_users=Count("user", distinct=True))
+    active = totals["active_users"]
+    total_cost = totals["total_cost"]
+    return {"cau": total_cost / active if active else ZERO, "active_users": active, "total_cost": total_cost}
+
+
+def window(days: int, end: date | None = None) -> tuple[date, date]:
+    """The last `days` reporting days ending with `end` (today by default)."""
+    end = end or periods.today()
+    return end - timedelta(days=days - 1), end

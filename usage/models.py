@@ -1,0 +1,208 @@
+"""Usage metering data: versioned prices, one row per AI call, spend limits and live spend counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+def cost_field(**options: Any) -> models.DecimalField:
+    """USD with 18 decimal places: a token priced at 1.5e-7 USD never rounds to zero, and sums stay exact."""
+    return models.DecimalField(max_digits=32, decimal_places=18, **options)
+
+
+def price_field(**options: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=28, decimal_places=18, **options)
+
+
+def limit_field(**options: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=14, decimal_places=2, **options)
+
+
+class PriceSource(models.TextChoices):
+    CATALOG = "catalog", "Catalog (genai-prices)"
+    MANUAL = "manual", "Manual"
+
+
+class CallStatus(models.TextChoices):
+    SUCCESS = "success", "Success"
+    ERROR = "error", "Error"
+    TIMEOUT = "timeout", "Timeout"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class AIProviderPricing(models.Model):
+    """One price version of one model: in force from effective_from until effective_until (open when NULL).
+
+    Token prices are USD per million tokens. Cached input and cache write prices are NULL when the model bills
+    those tokens at the plain input price. tiers maps a price name (input, output, cached_input, cache_write) to
+    [{"start": tokens, "price": "usd per million"}]; crossing a tier's start in total input tokens reprices all
+    tokens of that kind, as providers bill it.
+    """
+
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128, help_text="Canonical model id; dated names resolve to it.")
+    display_name = models.CharField(max_length=200, blank=True)
+    input_price = price_field(help_text="USD per million input tokens")
+    output_price = price_field(help_text="USD per million output tokens")
+    cached_input_price = price_field(null=True, blank=True)
+    cache_write_price = price_field(null=True, blank=True)
+    request_price = price_field(null=True, blank=True, help_text="USD per request")
+    tiers = models.JSONField(default=dict, blank=True)
+    effective_from = models.DateTimeField()
+    effective_until = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=PriceSource.choices, default=PriceSource.MANUAL)
+    is_active = models.BooleanField(default=True, help_text="Inactive versions are never used for pricing.")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "AI provider price"
+        ordering = ["provider", "model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "model", "source", "effective_from"], name="pricing_one_version_per_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(effective_until__isnull=True) | Q(effective_until__gt=F("effective_from")),
+                name="pricing_until_after_from",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_price__gte=0)
+                & Q(output_price__gte=0)
+                & (Q(cached_input_price__isnull=True) | Q(cached_input_price__gte=0))
+                & (Q(cache_write_price__isnull=True) | Q(cache_write_price__gte=0))
+                & (Q(request_price__isnull=True) | Q(request_price__gte=0)),
+                name="pricing_prices_not_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "model", "effective_from"], name="pricing_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d} ({self.source})"
+
+
+class AIUsageLog(models.Model):
+    """One AI call. total_cost is NULL while the model has no price: unpriced, never a silent zero."""
+
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="ai_usage_logs",
+        db_index=False,  # usage_user_time covers lookups by user
+    )
+    feature = models.CharField(max_length=100)
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    session_id = models.CharField(max_length=128, blank=True, default="")
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    total_cost = cost_field(null=True, blank=True)
+    # No index: versions are retired (is_active), never deleted, so nothing looks logs up by version at scale.
+    pricing = models.ForeignKey(
+        AIProviderPricing, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=CallStatus.choices, default=CallStatus.SUCCESS)
+    error_message = models.TextField(blank=True, default="")
+    request_meta = models.JSONField(null=True, blank=True)
+    response_meta = models.JSONField(null=True, blank=True)
+    event_id = models.CharField(max_length=200, null=True, blank=True)
+
+    class Meta:
+        verbose_name = "AI usage log"
+        ordering = ["-occurred_at"]
+        permissions = [("view_ai_analytics", "Can view AI usage analytics for every user")]
+        constraints = [
+            # A constraint rather than unique=True: the same guarantee without an extra LIKE index on Postgres.
+            models.UniqueConstraint(fields=["event_id"], name="usage_event_id_once"),
+            models.CheckConstraint(
+                condition=Q(input_tokens__gte=0)
+                & Q(output_tokens__gte=0)
+                & Q(cached_input_tokens__gte=0)
+                & Q(cache_write_tokens__gte=0)
+                & Q(reasoning_tokens__gte=0),
+                name="usage_tokens_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_tokens__gte=F("cached_input_tokens") + F("cache_write_tokens"))
+                & Q(output_tokens__gte=F("reasoning_tokens")),
+                name="usage_token_parts_within_totals",
+            ),
+            models.CheckConstraint(
+                condition=Q(total_cost__isnull=True) | Q(total_cost__gte=0), name="usage_cost_not_negative"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "occurred_at"], name="usage_user_time"),
+            models.Index(fields=["occurred_at"], name="usage_time"),
+            models.Index(fields=["session_id"], name="usage_session", condition=~Q(session_id="")),
+            models.Index(fields=["provider", "model"], name="usage_unpriced", condition=Q(total_cost__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.feature} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def is_unpriced(self) -> bool:
+        return self.total_cost is None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class UserSpendLimit(models.Model):
+    """Per-user override of the default daily and monthly limits (NULL keeps the default from settings)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_spend_limit")
+    daily_limit = limit_field(null=True, blank=True)
+    monthly_limit = limit_field(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "AI spend limit"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(daily_limit__isnull=True) | Q(daily_limit__gte=0))
+                & (Q(monthly_limit__isnull=True) | Q(monthly_limit__gte=0)),
+                name="limits_not_negative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Limits for {self.user}"
+
+
+class UserDailySpend(models.Model):
+    """Live spend counter: one row per user and reporting day, updated in the same transaction as each log.
+
+    A budget check reads one day row and at most 31 rows for the month, whatever the size of the user's history.
+    time_zone is part of the key so a change of ANALYTICS_TIME_ZONE never mixes days of two zones
+    (rebuild_spend_counters recomputes the history for the new zone).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    time_zone = models.CharField(max_length=64)
+    day = models.DateField()
+    cost = cost_field(default=0)
+    requests = models.BigIntegerField(default=0)
+    unpriced_requests = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "live daily spend"
+        constraints = [models.UniqueConstraint(fields=["user", "time_zone", "day"], name="spend_one_row_per_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day}: {self.cost}"

@@ -1,0 +1,34 @@
+"""Reporting days and months: the calendar of ANALYTICS_TIME_ZONE, not of UTC."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+
+def reporting_zone_name() -> str:
+    return str(settings.ANALYTICS_TIME_ZONE)
+
+
+def reporting_zone() -> ZoneInfo:
+    return ZoneInfo(reporting_zone_name())
+
+
+def reporting_day(at: datetime) -> date:
+    """The reporting-zone calendar day of an aware instant."""
+    return at.astimezone(reporting_zone()).date()
+
+
+def today() -> date:
+    return reporting_day(timezone.now())
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month_start(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)

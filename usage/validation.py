@@ -1,0 +1,128 @@
+"""Checks on one usage event. Every problem raises InvalidUsage naming the field, before anything is written."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any
+
+from usage.models import AIUsageLog, CallStatus
+from usage.pricing import TokenCounts
+
+MAX_TOKENS = 10**15  # far above any real call; stops overflow and typos like a timestamp in a token field
+MAX_METADATA_BYTES = 64 * 1024
+MAX_ERROR_MESSAGE = 4000
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+class InvalidUsage(ValueError):
+    """A usage record that cannot be stored as given. `field` names the offending field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+def _max_length(field: str) -> int:
+    return int(getattr(AIUsageLog._meta.get_field(field), "max_length", 0) or 0)
+
+
+def check_text(field: str, value: Any, *, required: bool) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidUsage(field, f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if required and not value:
+        raise InvalidUsage(field, "must not be empty")
+    if "\x00" in value:
+        raise InvalidUsage(field, "must not contain NUL characters")
+    limit = _max_length(field)
+    if len(value) > limit:
+        raise InvalidUsage(field, f"is {len(value)} characters long; the most allowed is {limit}")
+    return value
+
+
+def check_count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        else:
+            raise InvalidUsage(field, f"must be a whole number, got {value!r}")
+    if value < 0:
+        raise InvalidUsage(field, f"must not be negative, got {value}")
+    if value > MAX_TOKENS:
+        raise InvalidUsage(field, f"{value} is larger than the most allowed ({MAX_TOKENS})")
+    return value
+
+
+def check_tokens(**counts: Any) -> TokenCounts:
+    """Token counts by the project's rule; cached reads and cache writes are parts of input, reasoning of output."""
+    checked = {name: check_count(name, counts.get(name) or 0) for name in TOKEN_FIELDS}
+    tokens = TokenCounts(**checked)
+    if tokens.cached_input_tokens + tokens.cache_write_tokens > tokens.input_tokens:
+        raise InvalidUsage(
+            "cached_input_tokens",
+            f"cached input ({tokens.cached_input_tokens}) plus cache write ({tokens.cache_write_tokens}) tokens "
+            f"exceed input_tokens ({tokens.input_tokens}); input_tokens must include them",
+        )
+    if tokens.reasoning_tokens > tokens.output_tokens:
+        raise InvalidUsage(
+            "reasoning_tokens",
+            f"reasoning tokens ({tokens.reasoning_tokens}) exceed output_tokens ({tokens.output_tokens}); "
+            "output_tokens must include them",
+        )
+    return tokens
+
+
+def check_status(value: Any) -> str:
+    if value not in CallStatus.values:
+        raise InvalidUsage("status", f"{value!r} is not one of {', '.join(CallStatus.values)}")
+    return str(value)
+
+
+def check_instant(field: str, value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidUsage(field, f"must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidUsage(field, "must be timezone-aware (a naive time is ambiguous)")
+    return value
+
+
+def check_latency(value: Any) -> int | None:
+    if value is None:
+        return None
+    latency = check_count("latency_ms", value)
+    if latency > 2**31 - 1:
+        raise InvalidUsage("latency_ms", f"{latency} is larger than the most allowed ({2**31 - 1})")
+    return latency
+
+
+def check_metadata(field: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidUsage(field, f"must be a JSON object (dict), got {type(value).__name__}")
+    try:
+        encoded = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidUsage(field, f"must be JSON-serialisable: {exc}") from None
+    if "\\u0000" in encoded:
+        raise InvalidUsage(field, "must not contain NUL characters")
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InvalidUsage(field, f"is {len(encoded.encode())} bytes as JSON; the most allowed is {MAX_METADATA_BYTES}")
+    return value
+
+
+def check_event_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    return check_text("event_id", value, required=True)
+
+
+def clip_error_message(message: Any) -> str:
+    """Error text is informational, so an over-long message is shortened rather than refused."""
+    text = str(message or "").replace("\x00", "")
+    return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
