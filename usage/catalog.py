@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,9 @@ class SyncReport:
 @dataclass(frozen=True)
 class CatalogVersion:
     effective_from: datetime
+    window: tuple[time, time] | None
     prices: dict[str, Any]
+    effective_until: datetime | None = None
 
 
 def load_catalog(source: str = "") -> list[gp.Provider]:
@@ -103,23 +105,39 @@ def _price_fields(price: gp.ModelPrice) -> dict[str, Any] | None:
     return fields
 
 
-def catalog_versions(model: gp.ModelInfo) -> list[CatalogVersion]:
-    """The model's price history as versions. Time-of-day discounts are not versions, so they are left out."""
+def _utc_time(value: time) -> time:
+    if value.tzinfo is None:
+        return value
+    return datetime.combine(CATALOG_EPOCH.date(), value).astimezone(UTC).time()
+
+
+def _dated_prices(model: gp.ModelInfo) -> list[tuple[datetime, tuple[time, time] | None, gp.ModelPrice]]:
+    """(start, daily window, price) in the catalog's order, where a later entry takes precedence."""
     if isinstance(model.prices, gp.ModelPrice):
-        dated: list[tuple[datetime, gp.ModelPrice]] = [(CATALOG_EPOCH, model.prices)]
-    else:
-        dated = []
-        for index, conditional in enumerate(model.prices):
-            constraint = conditional.constraint
-            if isinstance(constraint, gp.TimeOfDateConstraint):
-                continue
-            # genai-prices uses the first price for any time before every start date, so it starts at the epoch.
-            start = CATALOG_EPOCH
-            if index and isinstance(constraint, gp.StartDateConstraint):
-                start = datetime.combine(constraint.start_date, datetime.min.time(), tzinfo=UTC)
-            dated.append((start, conditional.prices))
-    versions = [CatalogVersion(start, fields) for start, price in dated if (fields := _price_fields(price))]
-    return sorted({v.effective_from: v for v in versions}.values(), key=lambda v: v.effective_from)
+        return [(CATALOG_EPOCH, None, model.prices)]
+    entries = []
+    for index, conditional in enumerate(model.prices):
+        constraint, start, window = conditional.constraint, CATALOG_EPOCH, None
+        # genai-prices uses the first price for any time before every start date, so it starts at the epoch.
+        if index and isinstance(constraint, gp.StartDateConstraint):
+            start = datetime.combine(constraint.start_date, time.min, tzinfo=UTC)
+        elif isinstance(constraint, gp.TimeOfDateConstraint):
+            window = (_utc_time(constraint.start_time), _utc_time(constraint.end_time))
+        entries.append((start, window, conditional.prices))
+    return entries
+
+
+def catalog_versions(model: gp.ModelInfo) -> list[CatalogVersion]:
+    """The model's prices as versions. Each all-day price ends where the next all-day price starts; a daily-window
+    price ends there too, because the catalog lets any later price override it."""
+    entries = [
+        (start, window, fields) for start, window, price in _dated_prices(model) if (fields := _price_fields(price))
+    ]
+    versions = []
+    for index, (start, window, fields) in enumerate(entries):
+        later_starts = [s for s, w, _ in entries[index + 1 :] if w is None and s > start]
+        versions.append(CatalogVersion(start, window, fields, min(later_starts, default=None)))
+    return versions
 
 
 def _as_stored(value: Any) -> Any:
@@ -144,48 +162,64 @@ class _Plan:
         self.close: list[AIProviderPricing] = []
         self.report = SyncReport()
 
-    def new_row(
-        self,
-        provider: gp.Provider,
-        model: gp.ModelInfo,
-        start: datetime,
-        until: datetime | None,
-        prices: dict[str, Any],
-    ) -> None:
+    def new_row(self, provider: gp.Provider, model: gp.ModelInfo, version: CatalogVersion, start: datetime) -> None:
+        window = version.window or (None, None)
         self.create.append(
             AIProviderPricing(
                 provider=provider.id,
                 model=model.id,
                 display_name=model.name or model.id,
                 effective_from=start,
-                effective_until=until,
+                effective_until=version.effective_until,
+                daily_from_time=window[0],
+                daily_until_time=window[1],
                 source=PriceSource.CATALOG,
-                **prices,
+                **version.prices,
             )
         )
 
     def first_import(self, provider: gp.Provider, model: gp.ModelInfo, versions: list[CatalogVersion]) -> None:
-        ends = [v.effective_from for v in versions[1:]] + [None]
-        for version, until in zip(versions, ends, strict=True):
-            self.new_row(provider, model, version.effective_from, until, version.prices)
+        for version in versions:
+            self.new_row(provider, model, version, version.effective_from)
         self.report.added.append(f"{provider.id}/{model.id}")
 
     def update(
         self, provider: gp.Provider, model: gp.ModelInfo, versions: list[CatalogVersion], rows: list[AIProviderPricing]
     ) -> None:
-        """Bring the open version in line with the catalog's latest price; history already stored stays as it is."""
-        open_row = max(rows, key=lambda r: r.effective_from)
-        latest = versions[-1]
-        if open_row.effective_until is None and _same_prices(open_row, latest.prices):
+        """Bring the open versions in line with the catalog's open prices; stored history stays as it is.
+
+        A dated price the catalog announces for later than our open version starts then; a silent change starts now.
+        """
+        open_rows = {_window_of(r): r for r in rows if r.effective_until is None}
+        wanted = {v.window: v for v in versions if v.effective_until is None}
+        changed = False
+        for window, version in wanted.items():
+            row = open_rows.pop(window, None)
+            if row is not None and _same_prices(row, version.prices):
+                continue
+            dated = row is not None and version.effective_from > row.effective_from
+            start = version.effective_from if dated else self.now
+            if row is not None:
+                self._close(row, start)
+            self.new_row(provider, model, version, start)
+            changed = True
+        for row in open_rows.values():  # prices the catalog no longer has
+            self._close(row, self.now)
+            changed = True
+        if changed:
+            self.report.changed.append(f"{provider.id}/{model.id}")
+        else:
             self.report.unchanged += 1
-            return
-        # A dated price the catalog announces for later than our open version starts then; a silent change starts now.
-        start = latest.effective_from if latest.effective_from > open_row.effective_from else self.now
-        if open_row.effective_until is None or open_row.effective_until > start:
-            open_row.effective_until = start
-            self.close.append(open_row)
-        self.new_row(provider, model, start, None, latest.prices)
-        self.report.changed.append(f"{provider.id}/{model.id}")
+
+    def _close(self, row: AIProviderPricing, at: datetime) -> None:
+        row.effective_until = at
+        self.close.append(row)
+
+
+def _window_of(row: AIProviderPricing) -> tuple[time, time] | None:
+    if row.daily_from_time is None or row.daily_until_time is None:
+        return None
+    return (row.daily_from_time, row.daily_until_time)
 
 
 def sync_catalog(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -55,6 +56,10 @@ class AIProviderPricing(models.Model):
     tiers = models.JSONField(default=dict, blank=True)
     effective_from = models.DateTimeField()
     effective_until = models.DateTimeField(null=True, blank=True)
+    # A daily window in UTC (peak or off-peak prices, as DeepSeek bills). While it applies, this version is
+    # preferred over one without a window; an end before the start wraps past midnight.
+    daily_from_time = models.TimeField(null=True, blank=True, help_text="UTC; empty means all day")
+    daily_until_time = models.TimeField(null=True, blank=True, help_text="UTC; empty means all day")
     source = models.CharField(max_length=16, choices=PriceSource.choices, default=PriceSource.MANUAL)
     is_active = models.BooleanField(default=True, help_text="Inactive versions are never used for pricing.")
     notes = models.TextField(blank=True)
@@ -65,7 +70,19 @@ class AIProviderPricing(models.Model):
         ordering = ["provider", "model", "-effective_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["provider", "model", "source", "effective_from"], name="pricing_one_version_per_start"
+                fields=["provider", "model", "source", "effective_from"],
+                condition=Q(daily_from_time__isnull=True),
+                name="pricing_one_version_per_start",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "model", "source", "effective_from", "daily_from_time"],
+                condition=Q(daily_from_time__isnull=False),
+                name="pricing_one_windowed_version_per_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(daily_from_time__isnull=True, daily_until_time__isnull=True)
+                | Q(daily_from_time__isnull=False, daily_until_time__isnull=False),
+                name="pricing_daily_window_complete",
             ),
             models.CheckConstraint(
                 condition=Q(effective_until__isnull=True) | Q(effective_until__gt=F("effective_from")),
@@ -83,7 +100,20 @@ class AIProviderPricing(models.Model):
         indexes = [models.Index(fields=["provider", "model", "effective_from"], name="pricing_lookup")]
 
     def __str__(self) -> str:
-        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d} ({self.source})"
+        window = f" {self.daily_from_time:%H:%M}-{self.daily_until_time:%H:%M} UTC" if self.daily_from_time else ""
+        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}{window} ({self.source})"
+
+    def applies_at(self, at: datetime) -> bool:
+        """In force at `at`: active, inside effective_from..effective_until and inside its daily window if any."""
+        if not self.is_active or at < self.effective_from:
+            return False
+        if self.effective_until is not None and at >= self.effective_until:
+            return False
+        if self.daily_from_time is None or self.daily_until_time is None:
+            return True
+        clock = at.astimezone(UTC).time().replace(tzinfo=None)
+        start, end = self.daily_from_time, self.daily_until_time
+        return start <= clock < end if start <= end else clock >= start or clock < end
 
 
 class AIUsageLog(models.Model):

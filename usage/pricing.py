@@ -95,18 +95,18 @@ def forget_cached_prices() -> None:
     _cache.clear()
 
 
-def _in_force(version: AIProviderPricing, at: datetime) -> bool:
-    return version.effective_from <= at and (version.effective_until is None or at < version.effective_until)
+def _precedence(version: AIProviderPricing) -> tuple[bool, bool, datetime]:
+    """Manual beats catalog; a version whose daily window applies beats an all-day one; then the newest start."""
+    return version.source == PriceSource.MANUAL, version.daily_from_time is not None, version.effective_from
 
 
 def find_price(provider: str, model: str, at: datetime) -> AIProviderPricing | None:
     """The price version in force at `at` for this provider and model name, or None when it has no price."""
     provider_id = normalise_provider(provider)
     for model_id in candidate_model_ids(provider_id, model):
-        versions = [v for v in _cache.versions(provider_id, model_id) if _in_force(v, at)]
+        versions = [v for v in _cache.versions(provider_id, model_id) if v.applies_at(at)]
         if versions:
-            manual = [v for v in versions if v.source == PriceSource.MANUAL]
-            return (manual or versions)[0]
+            return max(versions, key=_precedence)
     return None
 
 

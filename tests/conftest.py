@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from usage.catalog import load_catalog, sync_catalog
+from usage.models import AIProviderPricing, PriceSource
+from usage.pricing import forget_cached_prices
+
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+requires_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL (the CI's second pass runs it)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_price_cache() -> None:
+    forget_cached_prices()
+
+
+@pytest.fixture
+def alice(db: None) -> Any:
+    return get_user_model().objects.create_user("alice", "alice@example.com", "pw")
+
+
+@pytest.fixture
+def bob(db: None) -> Any:
+    return get_user_model().objects.create_user("bob", "bob@example.com", "pw")
+
+
+@pytest.fixture
+def make_price(db: None) -> Callable[..., AIProviderPricing]:
+    """A manual price version: input/output USD per million tokens, in force from EPOCH unless told otherwise."""
+
+    def make(provider: str = "acme", model: str = "acme-1", **fields: Any) -> AIProviderPricing:
+        values: dict[str, Any] = {
+            "input_price": Decimal("2.00"),
+            "output_price": Decimal("8.00"),
+            "effective_from": EPOCH,
+            "source": PriceSource.MANUAL,
+        }
+        values.update(fields)
+        return AIProviderPricing.objects.create(provider=provider, model=model, **values)
+
+    return make
+
+
+@pytest.fixture
+def catalog(db: None) -> None:
+    """The catalog bundled with genai-prices, imported into the test database."""
+    if not AIProviderPricing.objects.filter(source=PriceSource.CATALOG).exists():
+        sync_catalog(load_catalog())
