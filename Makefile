@@ -27,7 +27,7 @@ lint: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/python bench/write_path.py
+	$(BIN)/python -m bench.write_path
 
 clean:
 	rm -rf $(VENV) var

@@ -10,7 +10,6 @@ from strawberry.schema.config import StrawberryConfig
 
 # Money leaves the API as a plain decimal string ("0.000150"), never "1.5E-4" and never a float.
 DecimalScalar = strawberry.scalar(
-    Decimal,
     name="Decimal",
     description="An exact decimal number, serialised as a plain string such as 0.000150.",
     serialize=lambda value: format(value, "f"),
@@ -36,5 +35,5 @@ class Query:
             return Health(ok=False, database=f"error: {type(exc).__name__}")
 
 
-CONFIG = StrawberryConfig(scalar_map={Decimal: DecimalScalar})  # type: ignore[dict-item]
+CONFIG = StrawberryConfig(scalar_map={Decimal: DecimalScalar})
 schema = strawberry.Schema(query=Query, config=CONFIG)

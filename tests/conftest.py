@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from usage.budgets import limit_cache
 from usage.catalog import load_catalog, sync_catalog
 from usage.models import AIProviderPricing, PriceSource
 from usage.pricing import forget_cached_prices
@@ -21,8 +22,9 @@ requires_postgres = pytest.mark.skipif(
 
 
 @pytest.fixture(autouse=True)
-def _fresh_price_cache() -> None:
+def _fresh_caches() -> None:
     forget_cached_prices()
+    limit_cache.clear()
 
 
 @pytest.fixture

@@ -88,11 +88,11 @@ def test_enforcement_refuses_an_exceeded_user_before_the_block_runs(alice: Any, 
     ) as t:
         t.set_tokens(input_tokens=10_000)  # takes the user to 1.00: EXCEEDED from now on
     ran = []
-    with pytest.raises(BudgetExceeded, match=r"exceeded the daily AI spend limit: 1\.00 of 1\.00 USD"):
-        with AIUsageTracker.track_ai_request(
-            user=alice, feature="f", provider="acme", model="acme-1", enforce_budget=True
-        ):
-            ran.append(True)
+    with (
+        pytest.raises(BudgetExceeded, match=r"exceeded the daily AI spend limit: 1\.00 of 1\.00 USD"),
+        AIUsageTracker.track_ai_request(user=alice, feature="f", provider="acme", model="acme-1", enforce_budget=True),
+    ):
+        ran.append(True)
     assert ran == [] and AIUsageLog.objects.count() == 2
     with AIUsageTracker.track_ai_request(user=alice, feature="f", provider="acme", model="acme-1") as t:
         t.set_tokens(input_tokens=1)  # without enforcement the call goes ahead and is recorded
@@ -151,6 +151,8 @@ def test_top_users_by_cost_from_daily_summaries(alice: Any, bob: Any) -> None:
 
 
 def test_rebuilt_counters_equal_the_live_ones(alice: Any, bob: Any, dollar_price: Any) -> None:
+    from io import StringIO
+
     from django.core.management import call_command
 
     from usage.models import UserDailySpend
@@ -168,7 +170,7 @@ def test_rebuilt_counters_equal_the_live_ones(alice: Any, bob: Any, dollar_price
     )
     fields = ("user__username", "day", "cost", "requests", "unpriced_requests")
     live = list(UserDailySpend.objects.order_by("user__username", "day").values_list(*fields))
-    call_command("rebuild_spend_counters", stdout=open("/dev/null", "w"))
+    call_command("rebuild_spend_counters", stdout=StringIO())
     assert list(UserDailySpend.objects.order_by("user__username", "day").values_list(*fields)) == live
     assert live == [
         ("alice", date(2026, 1, 31), Decimal("1.5"), 1, 0),

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from usage import periods
+from usage.db import fetch_one
 from usage.models import UserDailySpend, UserSpendLimit
 
 WARNING_PERCENT = Decimal(80)
 EXCEEDED_PERCENT = Decimal(100)
 ZERO = Decimal(0)
+SQLITE_DIGITS = Context(prec=15)
 
 
 class SpendStatus(StrEnum):
@@ -69,30 +75,69 @@ class UserSpend:
         return max(self.daily.status, self.monthly.status, key=order.index)
 
 
+class _LimitCache:
+    """Per-user limit overrides, kept per process for AI_PRICING_CACHE_SECONDS (saves here clear it at once)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded_at = -math.inf
+        self._overrides: dict[int, tuple[Decimal | None, Decimal | None]] = {}
+
+    def get(self, user_id: int) -> tuple[Decimal | None, Decimal | None]:
+        if time.monotonic() - self._loaded_at >= settings.AI_PRICING_CACHE_SECONDS:
+            rows = UserSpendLimit.objects.values_list("user_id", "daily_limit", "monthly_limit")
+            overrides = {user: (daily, monthly) for user, daily, monthly in rows}
+            with self._lock:
+                self._overrides, self._loaded_at = overrides, time.monotonic()
+        return self._overrides.get(user_id, (None, None))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded_at = -math.inf
+
+
+limit_cache = _LimitCache()
+
+
 def user_limits(user_id: int) -> tuple[Decimal, Decimal]:
     """(daily, monthly) limit for a user: their override where set, else the defaults from settings."""
-    row = UserSpendLimit.objects.filter(user_id=user_id).values_list("daily_limit", "monthly_limit").first()
-    daily, monthly = row or (None, None)
+    daily, monthly = limit_cache.get(user_id)
     return (
         settings.AI_DEFAULT_DAILY_LIMIT if daily is None else daily,
         settings.AI_DEFAULT_MONTHLY_LIMIT if monthly is None else monthly,
     )
 
 
+# Hand-written because this runs before every enforced call: compiling the same ORM aggregate each time cost
+# more than the query itself.
+MONTH_SPEND_SQL = f"""
+    SELECT COALESCE(SUM(CASE WHEN day = %s THEN cost END), 0), COALESCE(SUM(cost), 0),
+           COALESCE(SUM(unpriced_requests), 0)
+    FROM {UserDailySpend._meta.db_table}
+    WHERE user_id = %s AND time_zone = %s AND day >= %s AND day < %s
+"""
+
+
+def _as_decimal(value: object) -> Decimal:
+    """PostgreSQL returns numeric as Decimal; SQLite returns a float with 15 significant digits."""
+    if isinstance(value, Decimal):
+        return value
+    return SQLITE_DIGITS.create_decimal_from_float(float(value))  # type: ignore[arg-type]
+
+
 def spend_in_month(user_id: int, day: date) -> tuple[Decimal, Decimal, int]:
     """(spend on `day`, spend in its month, unpriced calls in its month) from at most 31 counter rows."""
-    first = periods.month_start(day)
-    totals = UserDailySpend.objects.filter(
-        user_id=user_id,
-        time_zone=periods.reporting_zone_name(),
-        day__gte=first,
-        day__lt=periods.next_month_start(day),
-    ).aggregate(
-        today=Sum("cost", filter=Q(day=day), default=ZERO),
-        month=Sum("cost", default=ZERO),
-        unpriced=Sum("unpriced_requests", default=0),
-    )
-    return totals["today"], totals["month"], totals["unpriced"]
+    params: list[Any] = [
+        day,
+        user_id,
+        periods.reporting_zone_name(),
+        periods.month_start(day),
+        periods.next_month_start(day),
+    ]
+    row = fetch_one(MONTH_SPEND_SQL, params)
+    assert row is not None  # an aggregate always returns one row
+    today, month, unpriced = row
+    return _as_decimal(today), _as_decimal(month), int(unpriced)
 
 
 def spend_status(user_id: int, day: date | None = None) -> UserSpend:

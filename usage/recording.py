@@ -7,22 +7,39 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from usage import periods, validation
+from usage.db import fetch_one
 from usage.models import AIUsageLog, CallStatus, UserDailySpend
 from usage.pricing import TokenCounts, price_call
 
+LOG_TABLE = AIUsageLog._meta.db_table
 SPEND_TABLE = UserDailySpend._meta.db_table
+LOG_FIELDS = [f for f in AIUsageLog._meta.concrete_fields if not f.primary_key]
+# A repeated event_id inserts nothing and returns no id: the duplicate is reported, never stored twice.
+INSERT_LOG = f"""
+    INSERT INTO {LOG_TABLE} ({", ".join(str(f.column) for f in LOG_FIELDS)})
+    VALUES ({", ".join(["%s"] * len(LOG_FIELDS))})
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING id
+"""
 # One atomic increment: concurrent writers for the same user and day never lose each other's cost.
-ADD_TO_DAILY_SPEND = f"""
+UPSERT_SPEND = f"""
     INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests)
-    VALUES (%s, %s, %s, %s, 1, %s)
+    {{source}}
     ON CONFLICT (user_id, time_zone, day) DO UPDATE SET
         cost = {SPEND_TABLE}.cost + EXCLUDED.cost,
         requests = {SPEND_TABLE}.requests + 1,
         unpriced_requests = {SPEND_TABLE}.unpriced_requests + EXCLUDED.unpriced_requests
+"""
+ADD_TO_DAILY_SPEND = UPSERT_SPEND.format(source="VALUES (%s, %s, %s, %s, 1, %s)")
+# PostgreSQL does both in one statement, so a call costs one round trip and one commit.
+INSERT_LOG_AND_SPEND = f"""
+    WITH log AS ({INSERT_LOG}),
+    spend AS ({UPSERT_SPEND.format(source="SELECT %s, %s, %s, %s, 1, %s FROM log")})
+    SELECT id FROM log
 """
 
 
@@ -39,16 +56,6 @@ class RecordResult:
     @property
     def duplicate(self) -> bool:
         return self.log is None
-
-
-def user_id_of(user: AbstractBaseUser | int | None) -> int | None:
-    if user is None or (isinstance(user, int) and not isinstance(user, bool)):
-        return user
-    if isinstance(user, AbstractBaseUser):
-        if user.pk is None:
-            raise validation.InvalidUsage("user", "is not saved (it has no id)")
-        return int(user.pk)
-    raise validation.InvalidUsage("user", f"must be a user or a user id, got {type(user).__name__}")
 
 
 def build_log(
@@ -69,47 +76,52 @@ def build_log(
 ) -> AIUsageLog:
     """A validated, priced, unsaved log row. Raises InvalidUsage naming the first bad field."""
     when = timezone.now() if occurred_at is None else validation.check_instant("occurred_at", occurred_at)
+    identity = validation.check_identity(
+        user=user, feature=feature, provider=provider, model=model, session_id=session_id, event_id=event_id
+    )
     log = AIUsageLog(
         occurred_at=when,
-        user_id=user_id_of(user),
-        feature=validation.check_text("feature", feature, required=True),
-        provider=validation.check_text("provider", provider, required=True).lower(),
-        model=validation.check_text("model", model, required=True),
-        session_id=validation.check_text("session_id", session_id, required=False),
+        **identity,
         latency_ms=validation.check_latency(latency_ms),
         status=validation.check_status(status),
         error_message=validation.clip_error_message(error_message),
         request_meta=validation.check_metadata("request_meta", request_meta),
         response_meta=validation.check_metadata("response_meta", response_meta),
-        event_id=validation.check_event_id(event_id),
         **tokens.__dict__,
     )
     log.pricing, log.total_cost = price_call(log.provider, log.model, when, tokens)
     return log
 
 
-def _add_to_daily_spend(log: AIUsageLog) -> None:
-    day = periods.reporting_day(log.occurred_at)
+def _log_values(log: AIUsageLog) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(log, add=True), connection) for f in LOG_FIELDS]
+
+
+def _spend_values(log: AIUsageLog) -> list[Any]:
     unpriced = 1 if log.total_cost is None else 0
-    with connection.cursor() as cursor:
-        cursor.execute(
-            ADD_TO_DAILY_SPEND,
-            [log.user_id, periods.reporting_zone_name(), day, log.total_cost or 0, unpriced],
-        )
+    day = periods.reporting_day(log.occurred_at)
+    return [log.user_id, periods.reporting_zone_name(), day, log.total_cost or 0, unpriced]
+
+
+def _insert(log: AIUsageLog) -> int | None:
+    """Insert the log and add it to the user's live spend, both or neither; None when event_id was seen before."""
+    if connection.vendor == "postgresql" and log.user_id is not None:
+        row = fetch_one(INSERT_LOG_AND_SPEND, _log_values(log) + _spend_values(log))
+        return None if row is None else int(row[0])
+    with transaction.atomic():
+        row = fetch_one(INSERT_LOG, _log_values(log))
+        if row is not None and log.user_id is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(ADD_TO_DAILY_SPEND, _spend_values(log))
+    return None if row is None else int(row[0])
 
 
 def save_log(log: AIUsageLog) -> RecordResult:
-    """Insert the log and add its cost to the user's live spend, both or neither. A repeated event_id is a no-op."""
-    try:
-        with transaction.atomic():
-            log.save(force_insert=True)
-            if log.user_id is not None:
-                _add_to_daily_spend(log)
-    except IntegrityError:
-        log.pk = None
-        if log.event_id is not None and AIUsageLog.objects.filter(event_id=log.event_id).exists():
-            return RecordResult(None)
-        raise
+    """Store one validated log. A repeated event_id stores nothing and is reported as a duplicate."""
+    log.pk = _insert(log)
+    if log.pk is None:
+        return RecordResult(None)
+    log._state.adding = False
     return RecordResult(log)
 
 

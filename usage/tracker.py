@@ -27,7 +27,7 @@ from usage import budgets, validation
 from usage.adapters import tokens_from_response
 from usage.models import AIUsageLog, CallStatus
 from usage.pricing import TokenCounts
-from usage.recording import RecordResult, build_log, record_usage, save_log, user_id_of
+from usage.recording import RecordResult, build_log, record_usage, save_log
 from usage.validation import InvalidUsage
 
 __all__ = ["AIUsageTracker", "BudgetExceeded", "InvalidUsage", "RecordResult", "record_usage"]
@@ -128,8 +128,10 @@ class AIUsageTracker:
             "request_meta": request_meta,
         }
         # Fail on bad identifiers before the AI call runs, not after it has been paid for.
-        build_log(**fields, tokens=TokenCounts())
-        user_id = user_id_of(user)
+        user_id = validation.check_identity(
+            user=user, feature=feature, provider=provider, model=model, session_id=session_id, event_id=event_id
+        )["user_id"]
+        validation.check_metadata("request_meta", request_meta)
         if enforce_budget and user_id is not None:
             spend = budgets.spend_status(user_id)
             if spend.status == budgets.SpendStatus.EXCEEDED:
@@ -199,7 +201,7 @@ class AIUsageTracker:
 
 
 def _required_user_id(user: AbstractBaseUser | int) -> int:
-    user_id = user_id_of(user)
+    user_id = validation.check_user(user)
     if user_id is None:
         raise InvalidUsage("user", "is required")
     return user_id

@@ -122,6 +122,33 @@ def check_event_id(value: Any) -> str | None:
     return check_text("event_id", value, required=True)
 
 
+def check_user(user: Any) -> int | None:
+    """A user instance or id as an id (None for calls made on nobody's behalf)."""
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    if user is None or (isinstance(user, int) and not isinstance(user, bool)):
+        return user
+    if isinstance(user, AbstractBaseUser):
+        if user.pk is None:
+            raise InvalidUsage("user", "is not saved (it has no id)")
+        return int(user.pk)
+    raise InvalidUsage("user", f"must be a user or a user id, got {type(user).__name__}")
+
+
+def check_identity(
+    *, user: Any, feature: Any, provider: Any, model: Any, session_id: Any = None, event_id: Any = None
+) -> dict[str, Any]:
+    """Who made the call and with what: the fields known before the call runs, checked and normalised."""
+    return {
+        "user_id": check_user(user),
+        "feature": check_text("feature", feature, required=True),
+        "provider": check_text("provider", provider, required=True).lower(),
+        "model": check_text("model", model, required=True),
+        "session_id": check_text("session_id", session_id, required=False),
+        "event_id": check_event_id(event_id),
+    }
+
+
 def clip_error_message(message: Any) -> str:
     """Error text is informational, so an over-long message is shortened rather than refused."""
     text = str(message or "").replace("\x00", "")

@@ -1,0 +1,58 @@
+"""Shared set-up for benchmarks: a dedicated PostgreSQL database, Django pointed at it, and the report file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = ROOT / "docs" / "BENCHMARKS.md"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench"
+
+
+def setup_django() -> str:
+    """Point Django at the benchmark database (created if missing), migrate it, and return its URL."""
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    sys.path.insert(0, str(ROOT))
+    _create_database(url)
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+    return url
+
+
+def _create_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def median_us(samples: list[float]) -> float:
+    return statistics.median(samples) * 1e6
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    return f"{platform.machine()}, {cpus} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the report section between its markers, leaving the other sections as they are."""
+    REPORT.parent.mkdir(exist_ok=True)
+    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\nRun with `make bench` (needs PostgreSQL).\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    section = f"{start}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    REPORT.write_text(text)
