@@ -115,6 +115,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(CELERY_BROKER_FOLDER / "control"),
         "store_processed": False,
     }
+    for folder in ("queue", "processed", "control"):
+        (CELERY_BROKER_FOLDER / folder).mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
