@@ -13,23 +13,61 @@ from usage import periods
 from usage.models import cost_field
 
 
-class UserAICostSummary(models.Model):
-    """One user's usage on one reporting day (ANALYTICS_TIME_ZONE)."""
+class UsageMetrics(models.Model):
+    """The measures every summary carries; each equals the same aggregate computed straight from the logs."""
 
-    date = models.DateField()
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_cost_summaries")
-    total_cost = cost_field(default=0)
     total_requests = models.BigIntegerField(default=0)
     successful_requests = models.BigIntegerField(default=0)
     failed_requests = models.BigIntegerField(default=0)
+    error_requests = models.BigIntegerField(default=0)
+    timeout_requests = models.BigIntegerField(default=0)
+    rate_limited_requests = models.BigIntegerField(default=0)
+    cancelled_requests = models.BigIntegerField(default=0)
     unpriced_requests = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
+    total_cost = cost_field(default=0)
     latency_sum_ms = models.BigIntegerField(default=0)
-    latency_max_ms = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0, help_text="calls with a latency (the divisor of the average)")
+    latency_max_ms = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class UsageHourlyBucket(UsageMetrics):
+    """Usage in one UTC hour for one user, provider, model and feature: the grain every other summary comes from.
+
+    user is NULL for calls made on nobody's behalf.
+    """
+
+    hour = models.DateTimeField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    feature = models.CharField(max_length=100)
+
+    class Meta:
+        verbose_name = "hourly usage bucket"
+        indexes = [
+            models.Index(fields=["hour"], name="bucket_hour"),
+            models.Index(fields=["user", "hour"], name="bucket_user_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} {self.provider}/{self.model} {self.feature}"
+
+
+class UserAICostSummary(UsageMetrics):
+    """One user's usage on one reporting day (ANALYTICS_TIME_ZONE)."""
+
+    date = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_cost_summaries")
 
     class Meta:
         verbose_name = "user AI cost summary (daily)"
@@ -52,3 +90,67 @@ class UserAICostSummary(models.Model):
             .order_by("-total_cost", "user_id")[:limit]
         )
         return list(rows)
+
+
+class UserMonthlyAICostSummary(UsageMetrics):
+    """One user's usage in one reporting month; month is the first day of that month."""
+
+    month = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        verbose_name = "user AI cost summary (monthly)"
+        verbose_name_plural = "user AI cost summaries (monthly)"
+        ordering = ["-month", "-total_cost"]
+        constraints = [models.UniqueConstraint(fields=["user", "month"], name="monthly_one_row_per_user_month")]
+        indexes = [models.Index(fields=["month", "user"], name="monthly_month_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.month:%Y-%m}: {self.total_cost}"
+
+
+class CAUSnapshot(models.Model):
+    """Cost per active user over the window of `window_days` reporting days ending on `date`."""
+
+    date = models.DateField()
+    window_days = models.PositiveSmallIntegerField()
+    total_cost = cost_field(default=0)
+    active_users = models.BigIntegerField(default=0)
+    cau = cost_field(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "CAU snapshot"
+        ordering = ["-date", "window_days"]
+        constraints = [models.UniqueConstraint(fields=["date", "window_days"], name="cau_one_per_day_window")]
+
+    def __str__(self) -> str:
+        return f"CAU {self.window_days}d to {self.date}: {self.cau}"
+
+
+class RunOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    SKIPPED = "skipped", "Skipped (another run held the lock)"
+    FAILED = "failed", "Failed"
+
+
+class RollupRun(models.Model):
+    """One run of the rollup: when, what it recomputed, and how it ended."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=RunOutcome.choices, default=RunOutcome.RUNNING)
+    trigger = models.CharField(max_length=32, default="schedule")
+    scanned_since = models.DateTimeField(null=True, blank=True, help_text="logs written from here were scanned")
+    hours = models.IntegerField(default=0)
+    days = models.IntegerField(default=0)
+    months = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["outcome", "started_at"], name="rollup_outcome_started")]
+
+    def __str__(self) -> str:
+        return f"rollup {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"

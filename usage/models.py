@@ -177,6 +177,8 @@ class AIUsageLog(models.Model):
         indexes = [
             models.Index(fields=["user", "occurred_at"], name="usage_user_time"),
             models.Index(fields=["occurred_at"], name="usage_time"),
+            # The rollup finds what changed since its last run by write time, so late events are never missed.
+            models.Index(fields=["recorded_at"], name="usage_recorded"),
             models.Index(fields=["session_id"], name="usage_session", condition=~Q(session_id="")),
             models.Index(fields=["provider", "model"], name="usage_unpriced", condition=Q(total_cost__isnull=True)),
         ]
@@ -236,3 +238,13 @@ class UserDailySpend(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.day}: {self.cost}"
+
+
+class StaleHour(models.Model):
+    """A UTC hour whose logs changed after they were written (repriced), so the next rollup recomputes it."""
+
+    hour = models.DateTimeField(unique=True)
+    marked_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H:00} UTC"
