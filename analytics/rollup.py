@@ -196,9 +196,11 @@ def touched_hours(since: datetime | None) -> set[datetime]:
     else:
         logs = AIUsageLog.objects.filter(recorded_at__gte=since).annotate(h=TruncHour("occurred_at", tzinfo=UTC))
         hours = set(logs.values_list("h", flat=True).distinct())
-    stale = list(StaleHour.objects.values_list("hour", flat=True))
-    StaleHour.objects.filter(hour__in=stale).delete()
-    return hours | set(stale)
+    stale = list(StaleHour.objects.values_list("hour", "marked_at"))
+    # Only the marks as read: an hour marked again meanwhile (repriced after this run read its logs) stays marked.
+    for hour, marked_at in stale:
+        StaleHour.objects.filter(hour=hour, marked_at=marked_at).delete()
+    return hours | {hour for hour, _marked_at in stale}
 
 
 def all_hours() -> set[datetime]:
@@ -216,6 +218,11 @@ def hours_of_days(first: date, last: date) -> set[datetime]:
     start = zone_start(first, zone).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     end = zone_start(last + timedelta(days=1), zone).astimezone(UTC)
     return {start + HOUR * n for n in range(int((end - start) / HOUR) + (end.minute > 0))}
+
+
+def backfill_days(first: date, last: date) -> RollupRun:
+    """Recompute reporting days first..last inclusive, whatever was recorded before."""
+    return run_rollup(hours_of_days(first, last), trigger="backfill")
 
 
 def _acquire_lock() -> bool:

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -13,8 +14,9 @@ from django.utils import timezone
 from genai_prices import Usage, calc_price
 
 from usage.catalog import CATALOG_EPOCH, CatalogError, load_catalog, sync_catalog
-from usage.models import AIProviderPricing, PriceSource
+from usage.models import AIProviderPricing, PriceSource, StaleHour, UserDailySpend
 from usage.pricing import TokenCounts, find_price, price_call
+from usage.recording import record_usage
 
 AT = datetime(2025, 11, 3, 12, 0, tzinfo=UTC)
 
@@ -172,16 +174,34 @@ def test_manual_prices_are_never_overwritten_and_win(db: None, tmp_path: Path, m
     assert find_price("acme", "acme-1", timezone.now()) == manual
 
 
-def test_management_command_reports_what_it_did(db: None, tmp_path: Path) -> None:
+def test_management_command_reports_what_it_did_and_prices_waiting_calls(alice: Any, tmp_path: Path) -> None:
     from io import StringIO
 
+    waiting = record_usage(
+        user=alice, feature="chat", provider="acme", model="acme-1", input_tokens=1_000_000, output_tokens=3
+    ).log
+    assert waiting is not None and waiting.total_cost is None
     path = _catalog_file(tmp_path, {})
     out = StringIO()
     call_command("sync_ai_pricing", "--source", str(path), stdout=out)
-    assert out.getvalue().strip().endswith("2 added, 0 changed, 0 unchanged, 0 skipped (not priced per token)")
+    assert out.getvalue().splitlines() == [
+        "Price catalog synced: 2 added, 0 changed, 0 unchanged, 0 skipped (not priced per token)",
+        "Unpriced calls now priced: 1",
+    ]
+    waiting.refresh_from_db()
+    assert waiting.total_cost == Decimal("1.500018") and waiting.pricing is not None
+    assert waiting.pricing.model == "acme-1"
+    counter = UserDailySpend.objects.get(user=alice)
+    assert (counter.cost, counter.requests, counter.unpriced_requests) == (Decimal("1.500018"), 1, 0)
+    assert StaleHour.objects.count() == 1
     out = StringIO()
     call_command("sync_ai_pricing", "--source", str(path), stdout=out)
-    assert out.getvalue().strip().endswith("0 added, 0 changed, 2 unchanged, 0 skipped (not priced per token)")
+    assert out.getvalue().splitlines() == [
+        "Price catalog synced: 0 added, 0 changed, 2 unchanged, 0 skipped (not priced per token)",
+        "Unpriced calls now priced: 0",
+    ]
+    counter.refresh_from_db()
+    assert (counter.cost, counter.unpriced_requests) == (Decimal("1.500018"), 0)
 
 
 def test_unreadable_catalog_is_a_clear_error(db: None, tmp_path: Path) -> None:

@@ -39,6 +39,19 @@ def status_for(spend: Decimal, limit: Decimal) -> SpendStatus:
     return SpendStatus.OK
 
 
+ALERT_THRESHOLDS = (WARNING_PERCENT, EXCEEDED_PERCENT)
+
+
+def thresholds_reached(spend: Decimal, limit: Decimal) -> list[int]:
+    """The alert thresholds (percent of the limit) that this spend has reached, lowest first."""
+    return [int(t) for t in ALERT_THRESHOLDS if spend * 100 >= limit * t and spend > 0]
+
+
+def crossed_threshold(before: Decimal, after: Decimal, limit: Decimal) -> bool:
+    """Whether going from `before` to `after` reached an alert threshold not reached before."""
+    return len(thresholds_reached(after, limit)) > len(thresholds_reached(before, limit))
+
+
 def percent_of(spend: Decimal, limit: Decimal) -> Decimal | None:
     return None if limit == 0 else (spend * 100 / limit).quantize(Decimal("0.01"))
 

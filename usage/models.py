@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -248,3 +249,47 @@ class StaleHour(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H:00} UTC"
+
+
+class AlertPeriod(models.TextChoices):
+    DAY = "day", "Daily"
+    MONTH = "month", "Monthly"
+
+
+class SpendAlert(models.Model):
+    """One alert per user, period and threshold. The row is written before the email is sent, so the unique
+    constraint makes a second send impossible whatever runs at once; sent_at stays NULL until delivery succeeds,
+    and a failed send is retried from here."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_spend_alerts")
+    period = models.CharField(max_length=8, choices=AlertPeriod.choices)
+    period_start = models.DateField(help_text="the reporting day, or the first day of the reporting month")
+    threshold = models.PositiveSmallIntegerField(help_text="percent of the limit: 80 or 100")
+    spend = cost_field()
+    limit = limit_field()
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    superseded = models.BooleanField(
+        default=False, help_text="a higher threshold was crossed at the same time, so only that one was emailed"
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "spend alert"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "period", "period_start", "threshold"], name="alert_once"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"], name="alert_pending", condition=Q(sent_at__isnull=True, superseded=False)
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.get_period_display().lower()} {self.threshold}% ({self.period_start})"
+
+    @property
+    def percent(self) -> Decimal | None:
+        return None if not self.limit else (self.spend * 100 / self.limit).quantize(Decimal("0.01"))

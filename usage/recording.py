@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from usage import periods, validation
+from usage import budgets, periods, validation
 from usage.db import fetch_one
+from usage.events import spend_threshold_crossed
 from usage.models import AIUsageLog, CallStatus, UserDailySpend
 from usage.pricing import TokenCounts, price_call
 
@@ -35,11 +37,17 @@ UPSERT_SPEND = f"""
         unpriced_requests = {SPEND_TABLE}.unpriced_requests + EXCLUDED.unpriced_requests
 """
 ADD_TO_DAILY_SPEND = UPSERT_SPEND.format(source="VALUES (%s, %s, %s, %s, 1, %s)")
-# PostgreSQL does both in one statement, so a call costs one round trip and one commit.
+# PostgreSQL does both in one statement, so a call costs one round trip and one commit. It also returns the
+# user's spend after the call: the day's counter as updated under its row lock (exact under concurrency) and the
+# month's other days, from which save_log tells whether this call crossed an alert threshold.
 INSERT_LOG_AND_SPEND = f"""
     WITH log AS ({INSERT_LOG}),
-    spend AS ({UPSERT_SPEND.format(source="SELECT %s, %s, %s, %s, 1, %s FROM log")})
-    SELECT id FROM log
+    spend AS ({UPSERT_SPEND.format(source="SELECT %s, %s, %s, %s, 1, %s FROM log")} RETURNING cost)
+    SELECT log.id, spend.cost, (
+        SELECT COALESCE(SUM(other.cost), 0) FROM {SPEND_TABLE} other
+        WHERE other.user_id = %s AND other.time_zone = %s AND other.day >= %s AND other.day < %s AND other.day <> %s
+    )
+    FROM log CROSS JOIN spend
 """
 
 
@@ -103,25 +111,54 @@ def _spend_values(log: AIUsageLog) -> list[Any]:
     return [log.user_id, periods.reporting_zone_name(), day, log.total_cost or 0, unpriced]
 
 
-def _insert(log: AIUsageLog) -> int | None:
+def _other_days_values(log: AIUsageLog) -> list[Any]:
+    day = periods.reporting_day(log.occurred_at)
+    return [log.user_id, periods.reporting_zone_name(), periods.month_start(day), periods.next_month_start(day), day]
+
+
+@dataclass(frozen=True)
+class _Inserted:
+    log_id: int
+    spend: tuple[Decimal, Decimal] | None  # (day, month) spend of the user after this call
+
+
+def _insert(log: AIUsageLog) -> _Inserted | None:
     """Insert the log and add it to the user's live spend, both or neither; None when event_id was seen before."""
     if connection.vendor == "postgresql" and log.user_id is not None:
-        row = fetch_one(INSERT_LOG_AND_SPEND, _log_values(log) + _spend_values(log))
-        return None if row is None else int(row[0])
+        row = fetch_one(INSERT_LOG_AND_SPEND, _log_values(log) + _spend_values(log) + _other_days_values(log))
+        return None if row is None else _Inserted(int(row[0]), (row[1], row[2] + row[1]))
     with transaction.atomic():
         row = fetch_one(INSERT_LOG, _log_values(log))
-        if row is not None and log.user_id is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(ADD_TO_DAILY_SPEND, _spend_values(log))
-    return None if row is None else int(row[0])
+        if row is None or log.user_id is None:
+            return None if row is None else _Inserted(int(row[0]), None)
+        with connection.cursor() as cursor:
+            cursor.execute(ADD_TO_DAILY_SPEND, _spend_values(log))
+        day_spend, month_spend, _unpriced = budgets.spend_in_month(log.user_id, periods.reporting_day(log.occurred_at))
+    return _Inserted(int(row[0]), (day_spend, month_spend))
+
+
+def _announce_crossing(log: AIUsageLog, spend_after: tuple[Decimal, Decimal] | None) -> None:
+    """Tell listeners (the alert job) when this call took today's or this month's spend over 80% or 100%."""
+    if spend_after is None or log.user_id is None or not log.total_cost:
+        return
+    if periods.reporting_day(log.occurred_at) != periods.today():
+        return
+    day_limit, month_limit = budgets.user_limits(log.user_id)
+    day_after, month_after = spend_after
+    if budgets.crossed_threshold(day_after - log.total_cost, day_after, day_limit) or budgets.crossed_threshold(
+        month_after - log.total_cost, month_after, month_limit
+    ):
+        spend_threshold_crossed.send(sender=AIUsageLog, user_id=log.user_id)
 
 
 def save_log(log: AIUsageLog) -> RecordResult:
     """Store one validated log. A repeated event_id stores nothing and is reported as a duplicate."""
-    log.pk = _insert(log)
-    if log.pk is None:
+    inserted = _insert(log)
+    if inserted is None:
         return RecordResult(None)
+    log.pk = inserted.log_id
     log._state.adding = False
+    _announce_crossing(log, inserted.spend)
     return RecordResult(log)
 
 

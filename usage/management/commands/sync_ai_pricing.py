@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from usage.catalog import CatalogError, load_catalog, sync_catalog
+from usage.repricing import reprice_unpriced
 
 
 class Command(BaseCommand):
@@ -35,6 +36,8 @@ class Command(BaseCommand):
             for name in report.changed:
                 self.stdout.write(f"changed  {name}")
         self.stdout.write(self.style.SUCCESS(f"Price catalog synced: {report.summary()}"))
+        repriced = reprice_unpriced()
+        self.stdout.write(f"Unpriced calls now priced: {repriced}")
 
     def _progress(self, items: Iterable[Any]) -> Iterable[Any]:
         # A progress bar only for a person at a terminal; logs and pipes get the summary line alone.

@@ -1,0 +1,67 @@
+"""Celery tasks: thin, idempotent callers of one service function each.
+
+Only transient failures (a database or broker connection dropped, SMTP unreachable) are retried; anything else is a
+bug that retrying would repeat. `expires` drops a queued run that waited longer than its schedule interval: the
+next scheduled run does the same work.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
+
+from analytics.cau import refresh_cau_snapshots
+from analytics.rollup import backfill_days, run_rollup
+from usage.alerts import send_spend_alerts as send_alerts
+from usage.repricing import sync_prices_and_reprice
+
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
+RETRYING: dict[str, Any] = {
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
+
+
+class AlertsNotDelivered(Exception):
+    """Some alert emails could not be sent; they stay queued in the database and are retried."""
+
+
+@shared_task(name="tasks.rollup_usage", expires=10 * 60, **RETRYING)
+def rollup_usage(start: str | None = None, end: str | None = None) -> dict[str, Any]:
+    """Roll up what changed since the last run, or recompute reporting days start..end (ISO dates) when given."""
+    if start is not None or end is not None:
+        run = backfill_days(date.fromisoformat(start or end or ""), date.fromisoformat(end or start or ""))
+    else:
+        run = run_rollup()
+    return {"run": run.pk, "outcome": run.outcome, "hours": run.hours, "days": run.days, "months": run.months}
+
+
+@shared_task(name="tasks.compute_cau", expires=6 * 60 * 60, **RETRYING)
+def compute_cau() -> dict[str, int]:
+    return {"snapshots": refresh_cau_snapshots()}
+
+
+@shared_task(name="tasks.sync_ai_pricing", expires=6 * 60 * 60, **RETRYING)
+def sync_ai_pricing(source: str | None = None) -> dict[str, int]:
+    return sync_prices_and_reprice(source).as_dict()
+
+
+@shared_task(
+    bind=True,
+    name="tasks.send_spend_alerts",
+    expires=10 * 60,
+    autoretry_for=(*TRANSIENT, AlertsNotDelivered),
+    retry_backoff=30,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def send_spend_alerts(self: Task, user_ids: list[int] | None = None) -> dict[str, int]:
+    report = send_alerts(user_ids)
+    if report.failed:
+        raise AlertsNotDelivered(f"{report.failed} alert email(s) not delivered")
+    return report.as_dict()
