@@ -21,6 +21,15 @@ requires_postgres = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _jobs_run_inline() -> None:
+    """Jobs queued by the code under test run inline (test_worker runs a real worker and broker instead)."""
+    from project.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> None:
     forget_cached_prices()

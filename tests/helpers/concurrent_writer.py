@@ -13,6 +13,14 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
+
+from project.celery import app  # noqa: E402
+
+# Jobs a write triggers (spend alerts) run in this process instead of queueing on the shared broker.
+app.conf.task_always_eager = True
+settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
 from tests.helpers.workload import calls_for_worker  # noqa: E402
 from usage.tracker import AIUsageTracker, record_usage  # noqa: E402
 
