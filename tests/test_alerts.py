@@ -135,7 +135,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Any] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((sorted(envelope.rcpt_tos), message_from_bytes(envelope.content)))
         return "250 OK"
 
@@ -167,5 +167,8 @@ def test_a_real_smtp_server_down_at_first_gets_the_alert_once_it_is_up(limited_a
     assert alert.sent_at is not None and alert.attempts == 2
     ((recipients, message),) = inbox.messages
     assert recipients == ["alice@example.com", "staff@example.com"]
-    assert message["Subject"].replace("\r\n", "").replace("\n", "") == f"AI spend alert: alice exceeded the daily limit (100.00% on {periods.today()})"
+    assert (
+        message["Subject"].replace("\r\n", "").replace("\n", "")
+        == f"AI spend alert: alice exceeded the daily limit (100.00% on {periods.today()})"
+    )
     assert message["To"] == "alice@example.com" and message["Cc"] == "staff@example.com"
