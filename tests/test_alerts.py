@@ -68,7 +68,7 @@ def alert_rows() -> list[tuple[Any, ...]]:
     ]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
 def test_twenty_concurrent_writes_give_exactly_one_email_per_threshold(
     limited_alice: Any, django_db_blocker: Any

@@ -45,7 +45,7 @@ def run_workers(user_ids: list[int]) -> None:
     assert [p.returncode for p in procs] == [0] * WORKERS, errors
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_four_processes_writing_at_once_lose_nothing(make_price: Any) -> None:
     make_price(input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
     users = [get_user_model().objects.create_user(f"user{n}") for n in range(3)]
@@ -67,7 +67,7 @@ def test_four_processes_writing_at_once_lose_nothing(make_price: Any) -> None:
     assert UserDailySpend.objects.aggregate(n=Sum("requests"))["n"] == 2000
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_same_events_replayed_by_four_processes_are_stored_once(make_price: Any) -> None:
     make_price(input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
     user = get_user_model().objects.create_user("replayer")

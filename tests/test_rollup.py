@@ -157,7 +157,7 @@ def test_a_second_run_changes_nothing_and_a_late_event_is_counted(users: list[An
         assert_rollup_matches_logs("America/New_York")
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_runs_at_once_give_the_same_tables_as_one(users: list[Any], django_db_blocker: Any) -> None:
     write_random_logs(users, 150, seed=5)
     outcomes: list[str] = []
