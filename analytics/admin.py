@@ -1,18 +1,69 @@
+"""Admin for the summaries (read-only: recomputed by the rollup), CAU snapshots and rollup runs."""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from analytics.models import UserAICostSummary
+from django.contrib import admin
+from django.http import HttpRequest
+
+from analytics.models import (
+    CAUSnapshot,
+    RollupRun,
+    UsageHourlyBucket,
+    UserAICostSummary,
+    UserMonthlyAICostSummary,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the jobs alone: viewing only."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(UserAICostSummary)
-class UserAICostSummaryAdmin(admin.ModelAdmin):
+class UserAICostSummaryAdmin(ReadOnlyAdmin):
     list_display = ("date", "user", "total_cost", "total_requests", "failed_requests", "unpriced_requests")
     list_filter = ("date",)
     search_fields = ("user__username", "user__email")
     date_hierarchy = "date"
     list_select_related = ("user",)
-    readonly_fields = [f.name for f in UserAICostSummary._meta.fields]
 
-    def has_add_permission(self, request: object) -> bool:
-        return False
+
+@admin.register(UserMonthlyAICostSummary)
+class UserMonthlyAICostSummaryAdmin(ReadOnlyAdmin):
+    list_display = ("month", "user", "total_cost", "total_requests", "failed_requests", "unpriced_requests")
+    list_filter = ("month",)
+    search_fields = ("user__username", "user__email")
+    list_select_related = ("user",)
+
+
+@admin.register(UsageHourlyBucket)
+class UsageHourlyBucketAdmin(ReadOnlyAdmin):
+    list_display = ("hour", "user", "provider", "model", "feature", "total_requests", "total_cost")
+    list_filter = ("provider",)
+    search_fields = ("user__username", "model", "feature")
+    date_hierarchy = "hour"
+    list_select_related = ("user",)
+
+
+@admin.register(CAUSnapshot)
+class CAUSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("date", "window_days", "cau", "active_users", "total_cost", "computed_at")
+    list_filter = ("window_days",)
+    date_hierarchy = "date"
+
+
+@admin.register(RollupRun)
+class RollupRunAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "finished_at", "outcome", "trigger", "hours", "days", "months", "error")
+    list_filter = ("outcome", "trigger")
+    date_hierarchy = "started_at"

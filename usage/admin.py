@@ -1,4 +1,4 @@
-"""Admin for logs (read-only: they are billing records), price versions and per-user limits."""
+"""Admin for logs (read-only: they are billing records), price versions, per-user limits and spend alerts."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from usage.models import AIProviderPricing, AIUsageLog, UserSpendLimit
+from usage.alerts import deliver_pending
+from usage.models import AIProviderPricing, AIUsageLog, SpendAlert, UserSpendLimit
 
 STATUS_COLOURS = {
     "success": "#2e7d32",
@@ -145,3 +146,32 @@ class UserSpendLimitAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "user__email")
     autocomplete_fields = ("user",)
     list_select_related = ("user",)
+
+
+@admin.register(SpendAlert)
+class SpendAlertAdmin(admin.ModelAdmin):
+    """Alert records: what was sent, what is waiting for SMTP, and why a send failed."""
+
+    list_display = ("created_at", "user", "period", "period_start", "threshold", "spend", "limit", "delivery")
+    list_filter = ("period", "threshold", "superseded", ("sent_at", admin.EmptyFieldListFilter))
+    search_fields = ("user__username", "user__email")
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    readonly_fields = [f.name for f in SpendAlert._meta.fields]
+    actions = ["retry_now"]
+
+    @admin.display(description="delivery")
+    def delivery(self, alert: SpendAlert) -> str:
+        if alert.superseded:
+            return "superseded by a higher threshold"
+        if alert.sent_at:
+            return f"sent {alert.sent_at:%Y-%m-%d %H:%M} UTC"
+        return f"waiting ({alert.attempts} attempts): {alert.last_error}" if alert.attempts else "waiting"
+
+    @admin.action(description="Send the selected unsent alerts now")
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[SpendAlert]) -> None:
+        report = deliver_pending(ids=list(queryset.values_list("id", flat=True)))
+        messages.info(request, f"{report.sent} sent, {report.failed} failed")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -128,10 +128,12 @@ def _deliver_one(alert_id: int) -> bool | None:
         return True
 
 
-def deliver_pending(limit: int = 500) -> AlertReport:
-    """Send unsent alerts, oldest first."""
+def deliver_pending(limit: int = 500, ids: list[int] | None = None) -> AlertReport:
+    """Send unsent alerts (of these ids, when given), oldest first."""
     report = AlertReport()
     pending = SpendAlert.objects.filter(sent_at__isnull=True, superseded=False).order_by("created_at", "id")
+    if ids is not None:
+        pending = pending.filter(id__in=ids)
     for alert_id in list(pending.values_list("id", flat=True)[:limit]):
         outcome = _deliver_one(alert_id)
         report.sent += outcome is True
