@@ -28,6 +28,7 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.write_path
+	$(BIN)/python -m bench.rollup
 
 clean:
 	rm -rf $(VENV) var

@@ -14,7 +14,13 @@ from usage.models import cost_field
 
 
 class UsageMetrics(models.Model):
-    """The measures every summary carries; each equals the same aggregate computed straight from the logs."""
+    """The measures every summary carries; each equals the same aggregate computed straight from the logs.
+
+    Summary rows refer to users without a database foreign-key constraint: they are only ever written by the
+    rollup from logs whose user_id is itself constrained, and a per-row constraint check on the hundreds of
+    thousands of rows a backfill writes cost as much as the aggregation. Deleting a user still deletes their
+    summaries (Django's on_delete cascade).
+    """
 
     total_requests = models.BigIntegerField(default=0)
     successful_requests = models.BigIntegerField(default=0)
@@ -46,7 +52,13 @@ class UsageHourlyBucket(UsageMetrics):
 
     hour = models.DateTimeField()
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # see UsageMetrics: derived rows, checked by construction
     )
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=128)
@@ -67,7 +79,13 @@ class UserAICostSummary(UsageMetrics):
     """One user's usage on one reporting day (ANALYTICS_TIME_ZONE)."""
 
     date = models.DateField()
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_cost_summaries")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ai_cost_summaries",
+        db_constraint=False,
+        db_index=False,  # the unique (user, date) index serves lookups by user
+    )
 
     class Meta:
         verbose_name = "user AI cost summary (daily)"
@@ -96,7 +114,9 @@ class UserMonthlyAICostSummary(UsageMetrics):
     """One user's usage in one reporting month; month is the first day of that month."""
 
     month = models.DateField()
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
 
     class Meta:
         verbose_name = "user AI cost summary (monthly)"
