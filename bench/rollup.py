@@ -152,8 +152,8 @@ def report(result: dict[str, float], new: int) -> None:
 {logs} synthetic logs over {DAYS} days for {result["users"]:,} users on PostgreSQL, giving {result["buckets"]:,}
 hourly buckets; machine: {machine()}.
 The floor is one `INSERT INTO … SELECT … GROUP BY day, user` computing and storing the same daily aggregate
-({result["daily_rows"]:,} rows) straight from the logs. The full rollup builds the hourly buckets (UTC hour × user ×
-provider × model × feature) from the logs, the daily summaries from the buckets and the monthly ones from the days,
+({result["daily_rows"]:,} rows) straight from the logs. The full rollup builds the hourly buckets (UTC hour, user,
+provider, model, feature) from the logs, the daily summaries from the buckets and the monthly ones from the days,
 in one transaction.
 
 | measure | time | floor | ratio | target |
