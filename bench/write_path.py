@@ -128,9 +128,10 @@ of the same row in autocommit on the same PostgreSQL. Median of {len(ours)} call
 {row("tracked call, no budget check", result["unenforced_us"], result["unenforced_ratio"], "")}
 
 An enforced call needs two round trips to PostgreSQL where the floor needs one: the budget is read before the AI
-call runs and the log is written after it, so they cannot share a statement. On this machine a round trip costs
-about 0.3 to 0.6 ms, which is why the enforced ratio sits above the target; the write itself (the second row) is
-one prepared statement that inserts the log and upserts the day counter together.
+call runs and the log is written after it, so they cannot share a statement. The rest of the gap is Python work
+per call that the floor does not do (validating every field, resolving the price version, computing the exact
+Decimal cost, preparing the row, timing the block); the write itself is one prepared statement that inserts the
+log, upserts the day counter and returns the spend used to detect an alert threshold. The target is not met.
 """,
     )
 
