@@ -33,6 +33,7 @@ HOUR = timedelta(hours=1)
 RESCAN_OVERLAP = timedelta(minutes=5)
 ROLLUP_LOCK_KEY = 7_240_001  # the PostgreSQL advisory lock id of the rollup
 ABANDONED_AFTER = timedelta(hours=1)
+ROLLUP_WORK_MEM = "256MB"
 
 SUMMED = [
     "total_requests", "successful_requests", "failed_requests", "error_requests", "timeout_requests",
@@ -236,7 +237,11 @@ def _acquire_lock() -> bool:
         return True
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [ROLLUP_LOCK_KEY])
-        return bool(cursor.fetchone()[0])
+        acquired = bool(cursor.fetchone()[0])
+        if acquired:
+            # Grouping a backfill's million rows spills to disk at the default 4 MB; this run alone gets more.
+            cursor.execute(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'")
+        return acquired
 
 
 def _scan_from() -> datetime | None:
