@@ -1,26 +1,54 @@
-"""The GraphQL schema. The exported SDL is committed as schema.graphql: it is the contract for frontends."""
+"""The GraphQL schema. The exported SDL is committed as schema.graphql: it is the contract for frontends.
+
+Resolvers are thin: they check who is asking, then call the domain code in `usage` and `analytics`.
+"""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import strawberry
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
-from strawberry.schema.config import StrawberryConfig
-
-# Money leaves the API as a plain decimal string ("0.000150"), never "1.5E-4" and never a float.
-DecimalScalar = strawberry.scalar(
-    name="Decimal",
-    description="An exact decimal number, serialised as a plain string such as 0.000150.",
-    serialize=lambda value: format(value, "f"),
-    parse_value=lambda value: Decimal(str(value)),
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
 )
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import Info
+
+from graphql_api.ingest import EventResult, UsageEventInput, record_events
+from graphql_api.permissions import (
+    BadArgumentError,
+    analytics_viewer,
+    current_user,
+    should_mask_error,
+    staff_user,
+)
+from graphql_api.scalars import SCALAR_MAP
+from graphql_api.spend import SpendStatusEnum, UserSpendPage, UserSpendType, all_user_spend, spend_type
+from tasks import rollup_usage, sync_ai_pricing
+from usage.budgets import limit_cache, spend_status
+from usage.models import UserSpendLimit
+
+MAX_PAGE = 1000
 
 
 @strawberry.type
 class Health:
     ok: bool
     database: str
+
+
+@strawberry.type
+class QueuedTask:
+    task_id: str
 
 
 @strawberry.type
@@ -34,6 +62,84 @@ class Query:
         except Exception as exc:  # reported, not raised: a health probe must always answer
             return Health(ok=False, database=f"error: {type(exc).__name__}")
 
+    @strawberry.field(description="The caller's own spend today and this month, with limits and status.")
+    def my_spend(self, info: Info[Any, Any]) -> UserSpendType:
+        user = current_user(info)
+        return spend_type(user, spend_status(user.pk))
 
-CONFIG = StrawberryConfig(scalar_map={Decimal: DecimalScalar})
-schema = strawberry.Schema(query=Query, config=CONFIG)
+    @strawberry.field(description="Staff: every active user's spend, most used limit first (no cap; paginate).")
+    def user_spend(
+        self,
+        info: Info[Any, Any],
+        status: SpendStatusEnum | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> UserSpendPage:
+        analytics_viewer(info, "userSpend")
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadArgumentError("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
+        if offset < 0:
+            raise BadArgumentError("offset", f"must not be negative, got {offset}")
+        rows = all_user_spend(None if status is None else status.value, search)
+        return UserSpendPage(total_count=len(rows), rows=rows[offset : offset + limit])
+
+
+def _limit(argument: str, value: Decimal | None) -> Decimal | None:
+    if value is not None and (not value.is_finite() or value < 0 or value >= Decimal("1e12")):
+        raise BadArgumentError(argument, f"must be a non-negative amount below 1e12, got {value}")
+    return value
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Record up to 1,000 finished calls; each is recorded, a duplicate or rejected.")
+    def record_usage(self, info: Info[Any, Any], events: list[UsageEventInput]) -> list[EventResult]:
+        return record_events(events, current_user(info))
+
+    @strawberry.mutation(description="Staff: set a user's daily and monthly limits (null: the default).")
+    def set_spend_limit(
+        self, info: Info[Any, Any], user_id: strawberry.ID, daily_limit: Decimal | None, monthly_limit: Decimal | None
+    ) -> UserSpendType:
+        staff_user(info, "setSpendLimit")
+        user = get_user_model().objects.filter(pk=int(user_id)).first() if str(user_id).isdigit() else None
+        if user is None:
+            raise BadArgumentError("userId", f"no user with id {user_id}")
+        UserSpendLimit.objects.update_or_create(
+            user=user,
+            defaults={"daily_limit": _limit("dailyLimit", daily_limit),
+                      "monthly_limit": _limit("monthlyLimit", monthly_limit)},
+        )  # fmt: skip
+        limit_cache.clear()
+        return spend_type(user, spend_status(user.pk))
+
+    @strawberry.mutation(description="Staff: queue a price catalog sync (and repricing); returns the task id.")
+    def sync_pricing(self, info: Info[Any, Any]) -> QueuedTask:
+        staff_user(info, "syncPricing")
+        return QueuedTask(task_id=sync_ai_pricing.delay().id)
+
+    @strawberry.mutation(description="Staff: queue a rollup (of reporting days start..end when given).")
+    def run_rollup(self, info: Info[Any, Any], start: date | None = None, end: date | None = None) -> QueuedTask:
+        staff_user(info, "runRollup")
+        if (start is None) != (end is None):
+            raise BadArgumentError("end" if end is None else "start", "start and end must be given together")
+        if start is not None and end is not None and end < start:
+            raise BadArgumentError("end", f"{end} is before start {start}")
+        dates = {} if start is None else {"start": start.isoformat(), "end": end.isoformat() if end else None}
+        return QueuedTask(task_id=rollup_usage.delay(**dates).id)
+
+
+def extensions() -> list[Any]:
+    chosen: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
+        lambda: MaskErrors(should_mask_error=should_mask_error),
+    ]
+    if not settings.GRAPHQL_INTROSPECTION:
+        chosen.append(DisableIntrospection)
+    return chosen
+
+
+CONFIG = StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not settings.DEBUG)
+schema = strawberry.Schema(query=Query, mutation=Mutation, config=CONFIG, extensions=extensions())

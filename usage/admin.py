@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from usage.alerts import deliver_pending
-from usage.models import AIProviderPricing, AIUsageLog, SpendAlert, UserSpendLimit
+from usage.apikeys import create_api_key, revoke
+from usage.models import AIProviderPricing, AIUsageLog, ApiKey, SpendAlert, UserSpendLimit
 
 STATUS_COLOURS = {
     "success": "#2e7d32",
@@ -175,3 +176,31 @@ class SpendAlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created here (the key is shown once, in the confirmation message) and revoked, never edited."""
+
+    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("prefix", "name", "user__username", "user__email")
+    list_select_related = ("user",)
+    autocomplete_fields = ("user",)
+    fields = ("user", "name")
+    actions = ["revoke_keys"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:  # only the name may change after creation
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = create_api_key(obj.user, obj.name)
+        obj.pk, obj.prefix, obj.key_hash, obj.created_at = key.pk, key.prefix, key.key_hash, key.created_at
+        messages.warning(request, f"New API key for {obj.user} (copy it now; it is not shown again): {raw}")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        return ("user",) if obj else ()
+
+    @admin.action(description="Revoke the selected keys")
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        messages.info(request, f"{revoke(queryset)} key(s) revoked")

@@ -293,3 +293,27 @@ class SpendAlert(models.Model):
     @property
     def percent(self) -> Decimal | None:
         return None if not self.limit else (self.spend * 100 / self.limit).quantize(Decimal("0.01"))
+
+
+class ApiKey(models.Model):
+    """A per-user key for the API (`Authorization: Bearer <key>`). Only a SHA-256 of the key is stored: the key
+    is shown once, when created. Keys are long random strings, so a fast hash is as safe as a slow one here."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_api_keys")
+    name = models.CharField(max_length=100, help_text="what the key is for, e.g. 'chat backend'")
+    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="the key's visible start")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

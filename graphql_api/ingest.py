@@ -1,0 +1,145 @@
+"""recordUsage: many events per call, each recorded, reported as a duplicate, or rejected on its own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, cast
+
+import strawberry
+from django.contrib.auth import get_user_model
+from strawberry.scalars import JSON
+from strawberry.utils.str_converters import to_camel_case
+
+from graphql_api.permissions import BadArgumentError, sees_everyone
+from graphql_api.scalars import Count
+from usage.recording import record_usage
+from usage.validation import InvalidUsage
+
+MAX_EVENTS = 1000
+
+
+@strawberry.enum
+class RecordOutcome(Enum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@strawberry.input(description="One finished AI call. Token counts follow the README's counting rule.")
+class UsageEventInput:
+    feature: str
+    provider: str
+    model: str
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="whose call this is; default the caller; staff may record for anyone"
+    )
+    input_tokens: Count = Count(0)
+    output_tokens: Count = Count(0)
+    cached_input_tokens: Count = Count(0)
+    cache_write_tokens: Count = Count(0)
+    reasoning_tokens: Count = Count(0)
+    occurred_at: str | None = strawberry.field(default=None, description="ISO 8601 with an offset; default now")
+    latency_ms: Count | None = None
+    status: str = "success"
+    error_message: str = ""
+    session_id: str | None = None
+    event_id: str | None = strawberry.field(default=None, description="a repeat of a recorded id is a no-op")
+    request_meta: JSON | None = None
+    response_meta: JSON | None = None
+
+
+@strawberry.type
+class EventResult:
+    index: int
+    event_id: str | None
+    outcome: RecordOutcome
+    log_id: strawberry.ID | None = None
+    field: str | None = strawberry.field(default=None, description="the input field that was wrong")
+    reason: str | None = None
+
+
+def _instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidUsage("occurred_at", f"{value!r} is not an ISO 8601 date and time") from exc
+
+
+class _Owners:
+    """Whose events the caller may record: their own, or (staff) any active user's, each id checked once."""
+
+    def __init__(self, caller: Any) -> None:
+        self.caller = caller
+        self.known: dict[int, bool] = {int(caller.pk): True}
+
+    def owner(self, event: UsageEventInput) -> int:
+        if event.user_id is None:
+            return int(self.caller.pk)
+        try:
+            owner = int(event.user_id)
+        except (TypeError, ValueError) as exc:
+            raise InvalidUsage("user_id", f"{event.user_id!r} is not a user id") from exc
+        if owner != self.caller.pk and not sees_everyone(self.caller):
+            raise InvalidUsage("user_id", "you may record usage only for yourself")
+        if owner not in self.known:
+            self.known[owner] = get_user_model().objects.filter(pk=owner, is_active=True).exists()
+        if not self.known[owner]:
+            raise InvalidUsage("user_id", f"no active user with id {owner}")
+        return owner
+
+
+def _rejected(index: int, event: UsageEventInput, exc: InvalidUsage) -> EventResult:
+    field = to_camel_case(exc.field)
+    return EventResult(
+        index=index, event_id=event.event_id, outcome=RecordOutcome.REJECTED, field=field,
+        reason=f"{field}: {exc.problem}",
+    )  # fmt: skip
+
+
+def _counts(event: UsageEventInput) -> dict[str, Any]:
+    """Counts as sent: a wrong type or value is rejected by the event's validation, naming the field."""
+    names = ["input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"]
+    return {name: getattr(event, name) for name in [*names, "latency_ms"]}
+
+
+def _record(event: UsageEventInput, owners: _Owners) -> Any:
+    return record_usage(
+        user=owners.owner(event),
+        feature=event.feature,
+        provider=event.provider,
+        model=event.model,
+        occurred_at=_instant(event.occurred_at),
+        **_counts(event),
+        status=event.status,
+        error_message=event.error_message,
+        session_id=event.session_id,
+        event_id=event.event_id,
+        request_meta=cast(Any, event.request_meta),  # checked by the event's own validation
+        response_meta=cast(Any, event.response_meta),
+    )
+
+
+def record_events(events: list[UsageEventInput], caller: Any) -> list[EventResult]:
+    if len(events) > MAX_EVENTS:
+        raise BadArgumentError("events", f"at most {MAX_EVENTS} per call, got {len(events)}")
+    owners = _Owners(caller)
+    results = []
+    for index, event in enumerate(events):
+        try:
+            result = _record(event, owners)
+        except InvalidUsage as exc:
+            results.append(_rejected(index, event, exc))
+            continue
+        log = result.log
+        results.append(
+            EventResult(
+                index=index,
+                event_id=event.event_id,
+                outcome=RecordOutcome.DUPLICATE if log is None else RecordOutcome.RECORDED,
+                log_id=None if log is None else strawberry.ID(str(log.pk)),
+            )
+        )
+    return results

@@ -1,0 +1,44 @@
+"""Scalars with exact wire formats: money as a plain decimal string, big counts as digit strings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, NewType
+
+import strawberry
+
+BigInt = NewType("BigInt", int)
+Count = NewType("Count", object)
+
+
+def _lenient_count(value: Any) -> Any:
+    """Digit strings become ints; anything else is passed on for the event's own validation to reject by name."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+SCALAR_MAP: dict[object, Any] = {
+    # Money leaves the API as a plain decimal string ("0.000150"), never "1.5E-4" and never a float.
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description="An exact decimal number, serialised as a plain string such as 0.000150.",
+        serialize=lambda value: format(value, "f"),
+        parse_value=lambda value: Decimal(str(value)),
+    ),
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description="A whole number of any size (token totals), serialised as a string of digits.",
+        serialize=lambda value: str(int(value)),
+        parse_value=lambda value: int(value),
+    ),
+    Count: strawberry.scalar(
+        name="Count",
+        description=(
+            "A whole number (tokens, milliseconds) as a number or a string of digits. A bad value rejects only "
+            "the event it belongs to, with a reason naming the field."
+        ),
+        serialize=lambda value: value,
+        parse_value=_lenient_count,
+    ),
+}
