@@ -23,6 +23,16 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
+from graphql_api.analytics import (
+    MAX_ROWS,
+    Dimension,
+    Granularity,
+    MetricOrder,
+    TimeRange,
+    UsageFilter,
+    UsageSlice,
+    usage_slice,
+)
 from graphql_api.ingest import EventResult, UsageEventInput, record_events
 from graphql_api.permissions import (
     BadArgumentError,
@@ -61,6 +71,43 @@ class Query:
             return Health(ok=True, database="ok")
         except Exception as exc:  # reported, not raised: a health probe must always answer
             return Health(ok=False, database=f"error: {type(exc).__name__}")
+
+    @strawberry.field(
+        description="Any slice of usage: dimensions, time granularity, filters. Non-staff callers see only their own."
+    )
+    def usage(
+        self,
+        info: Info[Any, Any],
+        range: TimeRange | None = None,
+        filter: UsageFilter | None = None,
+        group_by: list[Dimension] | None = None,
+        granularity: Granularity | None = None,
+        order_by: MetricOrder | None = None,
+        limit: int = 1000,
+    ) -> UsageSlice:
+        return usage_slice(info, range, filter, group_by, granularity, order_by, limit)
+
+    @strawberry.field(description="Cost and usage over time (default daily), optionally split by dimensions.")
+    def cost_timeline(
+        self,
+        info: Info[Any, Any],
+        range: TimeRange | None = None,
+        filter: UsageFilter | None = None,
+        granularity: Granularity = Granularity.DAY,
+        group_by: list[Dimension] | None = None,
+    ) -> UsageSlice:
+        return usage_slice(info, range, filter, group_by, granularity, MetricOrder.PERIOD, MAX_ROWS)
+
+    @strawberry.field(description="Staff: the users who spent most (or made most calls) in the range.")
+    def top_users(
+        self,
+        info: Info[Any, Any],
+        range: TimeRange | None = None,
+        limit: int = 10,
+        order_by: MetricOrder = MetricOrder.COST,
+    ) -> UsageSlice:
+        analytics_viewer(info, "topUsers")
+        return usage_slice(info, range, None, [Dimension.USER], None, order_by, limit)
 
     @strawberry.field(description="The caller's own spend today and this month, with limits and status.")
     def my_spend(self, info: Info[Any, Any]) -> UserSpendType:

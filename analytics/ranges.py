@@ -1,0 +1,90 @@
+"""Reporting ranges: a named period, the last N days, or start..end dates, as UTC instants of a time zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import Min
+from django.utils import timezone
+
+from usage import periods
+from usage.models import AIUsageLog
+from usage.validation import InvalidUsage
+
+PERIODS = ("today", "yesterday", "week", "month", "year", "all")
+MAX_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class ReportRange:
+    first: date  # reporting days first..last, inclusive
+    last: date
+    zone: ZoneInfo
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time.min, tzinfo=self.zone).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=self.zone).astimezone(UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def previous(self) -> ReportRange:
+        """The range of equal length just before this one (for comparisons)."""
+        return ReportRange(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.zone)
+
+
+def zone_named(name: str | None) -> ZoneInfo:
+    if name is None:
+        return periods.reporting_zone()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidUsage("timeZone", f"{name!r} is not an IANA time zone such as Europe/Berlin") from exc
+
+
+def resolve(
+    period: str | None = None,
+    days: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    time_zone: str | None = None,
+) -> ReportRange:
+    """Dates win over days, days over a period; with nothing given, the last 7 days."""
+    zone = zone_named(time_zone)
+    today = timezone.now().astimezone(zone).date()
+    if start is not None or end is not None:
+        first, last = start or today, end or today
+        if last < first:
+            raise InvalidUsage("end", f"{last} is before start {first}")
+        if (last - first).days >= MAX_DAYS:
+            raise InvalidUsage("start", f"a range may span at most {MAX_DAYS} days")
+        return ReportRange(first, last, zone)
+    if days is not None:
+        if not 1 <= days <= MAX_DAYS:
+            raise InvalidUsage("days", f"must be between 1 and {MAX_DAYS}, got {days}")
+        return ReportRange(today - timedelta(days=days - 1), today, zone)
+    return _named(period or "week", today, zone)
+
+
+def _named(period: str, today: date, zone: ZoneInfo) -> ReportRange:
+    if period == "today":
+        return ReportRange(today, today, zone)
+    if period == "yesterday":
+        return ReportRange(today - timedelta(days=1), today - timedelta(days=1), zone)
+    if period == "week":
+        return ReportRange(today - timedelta(days=6), today, zone)
+    if period == "month":
+        return ReportRange(today.replace(day=1), today, zone)
+    if period == "year":
+        return ReportRange(today.replace(month=1, day=1), today, zone)
+    if period == "all":
+        first = AIUsageLog.objects.aggregate(first=Min("occurred_at"))["first"]
+        return ReportRange(first.astimezone(zone).date() if first else today, today, zone)
+    raise InvalidUsage("period", f"{period!r} is not one of {', '.join(PERIODS)}")

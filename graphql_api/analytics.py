@@ -1,0 +1,225 @@
+"""Analytics queries: the flexible `usage` slice and the named queries built on it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from analytics.ranges import ReportRange, resolve
+from analytics.slices import Measures, SliceFilter, SliceQuery, SliceResult, SliceRow
+from graphql_api.permissions import BadArgumentError, current_user, sees_everyone
+from graphql_api.scalars import BigInt
+
+MAX_ROWS = 10_000
+RATE = Decimal("0.0001")
+
+
+@strawberry.enum
+class Period(Enum):
+    TODAY = "today"
+    YESTERDAY = "yesterday"
+    WEEK = "week"
+    MONTH = "month"
+    YEAR = "year"
+    ALL = "all"
+
+
+@strawberry.enum
+class Dimension(Enum):
+    PROVIDER = "provider"
+    MODEL = "model"
+    FEATURE = "feature"
+    USER = "user"
+    STATUS = "status"
+
+
+@strawberry.enum
+class Granularity(Enum):
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@strawberry.enum
+class MetricOrder(Enum):
+    PERIOD = "period"
+    COST = "cost"
+    REQUESTS = "requests"
+    TOKENS = "tokens"
+    ERRORS = "errors"
+
+
+@strawberry.input(description="Dates win over days, days over a period; nothing given means the last 7 days.")
+class TimeRange:
+    period: Period | None = None
+    days: int | None = None
+    start: date | None = None
+    end: date | None = strawberry.field(default=None, description="inclusive")
+    time_zone: str | None = strawberry.field(default=None, description="IANA name; default ANALYTICS_TIME_ZONE")
+
+
+@strawberry.input
+class UsageFilter:
+    providers: list[str] | None = None
+    models: list[str] | None = None
+    features: list[str] | None = None
+    user_ids: list[strawberry.ID] | None = None
+    statuses: list[str] | None = None
+    session_id: str | None = None
+
+
+@strawberry.type
+class Metrics:
+    requests: int
+    successful_requests: int
+    failed_requests: int
+    success_rate: Decimal | None = strawberry.field(description="0..1, null without requests")
+    error_rate: Decimal | None
+    input_tokens: BigInt
+    output_tokens: BigInt
+    cached_input_tokens: BigInt
+    reasoning_tokens: BigInt
+    total_tokens: BigInt
+    cost: Decimal
+    avg_cost_per_request: Decimal | None
+    avg_latency_ms: Decimal | None
+    active_users: int | None = strawberry.field(description="users with at least one call")
+    unpriced_requests: int
+
+
+@strawberry.type
+class UsageRow:
+    period: datetime | None
+    provider: str | None
+    model: str | None
+    feature: str | None
+    user_id: strawberry.ID | None
+    status: str | None
+    metrics: Metrics
+
+
+@strawberry.type
+class UsageSlice:
+    start: datetime
+    end: datetime
+    time_zone: str
+    source: str = strawberry.field(description="summaries, summaries+logs or logs")
+    totals: Metrics
+    rows: list[UsageRow]
+
+
+def metrics(m: Measures) -> Metrics:
+    requests = m.total_requests
+    return Metrics(
+        requests=requests,
+        successful_requests=m.successful_requests,
+        failed_requests=m.failed_requests,
+        success_rate=(Decimal(m.successful_requests) / requests).quantize(RATE) if requests else None,
+        error_rate=(Decimal(m.failed_requests) / requests).quantize(RATE) if requests else None,
+        input_tokens=BigInt(m.input_tokens),
+        output_tokens=BigInt(m.output_tokens),
+        cached_input_tokens=BigInt(m.cached_input_tokens),
+        reasoning_tokens=BigInt(m.reasoning_tokens),
+        total_tokens=BigInt(m.input_tokens + m.output_tokens),
+        cost=m.total_cost,
+        avg_cost_per_request=m.total_cost / requests if requests else None,
+        avg_latency_ms=(Decimal(m.latency_sum_ms) / m.latency_count).quantize(Decimal("0.1"))
+        if m.latency_count
+        else None,
+        active_users=len(m.users),
+        unpriced_requests=m.unpriced_requests,
+    )
+
+
+def _row(row: SliceRow) -> UsageRow:
+    key = row.key
+    user = key.get("user")
+    return UsageRow(
+        period=key.get("period"), provider=key.get("provider"), model=key.get("model"), feature=key.get("feature"),
+        user_id=None if user is None else strawberry.ID(str(user)), status=key.get("status"),
+        metrics=metrics(row.measures),
+    )  # fmt: skip
+
+
+def report_range(value: TimeRange | None) -> ReportRange:
+    value = value or TimeRange()
+    return resolve(
+        period=None if value.period is None else value.period.value,
+        days=value.days, start=value.start, end=value.end, time_zone=value.time_zone,
+    )  # fmt: skip
+
+
+def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilter:
+    """The caller's filter, narrowed to their own usage unless they may see everyone's."""
+    value = value or UsageFilter()
+    user = current_user(info)
+    try:
+        user_ids = tuple(int(u) for u in value.user_ids or ())
+    except ValueError as exc:
+        raise BadArgumentError("filter.userIds", "must be user ids") from exc
+    if not sees_everyone(user):
+        user_ids = tuple(u for u in user_ids if u == user.pk) if user_ids else (user.pk,)
+        user_ids = user_ids or (-1,)  # asked only for others: an empty answer
+    return SliceFilter(
+        providers=tuple(value.providers or ()), models=tuple(value.models or ()),
+        features=tuple(value.features or ()), user_ids=user_ids, statuses=tuple(value.statuses or ()),
+        session_id=value.session_id,
+    )  # fmt: skip
+
+
+def selects(info: Info[Any, Any], name: str) -> bool:
+    """Whether the query asks for a field of this name anywhere below the current one."""
+    pending = list(info.selected_fields)
+    while pending:
+        current = pending.pop()
+        if getattr(current, "name", None) == name:
+            return True
+        pending.extend(getattr(current, "selections", []))
+    return False
+
+
+SORT_KEYS = {
+    MetricOrder.COST: lambda r: r.measures.total_cost,
+    MetricOrder.REQUESTS: lambda r: r.measures.total_requests,
+    MetricOrder.TOKENS: lambda r: r.measures.input_tokens + r.measures.output_tokens,
+    MetricOrder.ERRORS: lambda r: r.measures.failed_requests,
+}
+
+
+def ordered(result: SliceResult, order_by: MetricOrder | None, granularity: Granularity | None) -> list[SliceRow]:
+    rows = sorted(result.rows, key=lambda r: tuple(str(v) for v in r.key.values()))  # stable for ties
+    order = order_by or (MetricOrder.PERIOD if granularity else MetricOrder.COST)
+    if order is MetricOrder.PERIOD:
+        return sorted(rows, key=lambda r: (r.key.get("period") is None, r.key.get("period") or 0))
+    return sorted(rows, key=SORT_KEYS[order], reverse=True)
+
+
+def usage_slice(
+    info: Info[Any, Any],
+    range: TimeRange | None,
+    filter: UsageFilter | None,
+    group_by: list[Dimension] | None,
+    granularity: Granularity | None,
+    order_by: MetricOrder | None,
+    limit: int,
+) -> UsageSlice:
+    if not 1 <= limit <= MAX_ROWS:
+        raise BadArgumentError("limit", f"must be between 1 and {MAX_ROWS}, got {limit}")
+    window = report_range(range)
+    query = SliceQuery(
+        start=window.start, end=window.end, zone=window.zone, group_by=tuple(d.value for d in group_by or ()),
+        granularity=None if granularity is None else granularity.value, filters=scoped_filter(info, filter),
+        with_users=selects(info, "activeUsers"),
+    )  # fmt: skip
+    result = query.run()
+    rows = ordered(result, order_by, granularity)[:limit]
+    return UsageSlice(
+        start=window.start, end=window.end, time_zone=window.zone.key, source=result.source,
+        totals=metrics(result.totals), rows=[_row(r) for r in rows],
+    )  # fmt: skip

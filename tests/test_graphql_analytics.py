@@ -1,0 +1,117 @@
+"""The usage slice over GraphQL equals the same aggregate computed straight from the logs, in any zone, with the
+not-yet-rolled-up tail included, and scoped to the caller."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from analytics.rollup import run_rollup
+from tests.test_graphql_api import error_messages, gql, logged_in
+from tests.test_rollup import START, users, write_random_logs  # noqa: F401 (users is a fixture)
+from usage.models import AIUsageLog
+
+SLICE = """query($range: TimeRange, $filter: UsageFilter, $groupBy: [Dimension!], $granularity: Granularity) {
+  usage(range: $range, filter: $filter, groupBy: $groupBy, granularity: $granularity, limit: 10000) {
+    source totals { requests cost inputTokens activeUsers unpricedRequests }
+    rows { period provider model feature userId status
+           metrics { requests failedRequests cost inputTokens outputTokens activeUsers unpricedRequests } }
+  }
+}"""
+
+
+def raw_slice(zone: str, keys: list[str], logs: Any = None) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The answer computed in Python from every log: per (local day, *keys)."""
+    groups: dict[tuple[Any, ...], list[AIUsageLog]] = defaultdict(list)
+    for log in logs if logs is not None else AIUsageLog.objects.all():
+        day = log.occurred_at.astimezone(ZoneInfo(zone)).date().isoformat()
+        groups[(day, *(str(getattr(log, k)) if getattr(log, k) is not None else None for k in keys))].append(log)
+    return {
+        key: (
+            len(rows),
+            sum(r.status != "success" for r in rows),
+            sum((r.total_cost for r in rows if r.total_cost is not None), Decimal(0)),
+            sum(r.input_tokens for r in rows),
+            sum(r.output_tokens for r in rows),
+            len({r.user_id for r in rows if r.user_id is not None}),
+            sum(r.total_cost is None for r in rows),
+        )
+        for key, rows in groups.items()
+    }
+
+
+def answered(answer: dict[str, Any], keys: list[str]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    names = {"user_id": "userId"}
+    result = {}
+    for row in answer["rows"]:
+        m = row["metrics"]
+        key = (row["period"][:10], *(row[names.get(k, k)] for k in keys))
+        result[key] = (m["requests"], m["failedRequests"], Decimal(m["cost"]), int(m["inputTokens"]),
+                       int(m["outputTokens"]), m["activeUsers"], m["unpricedRequests"])  # fmt: skip
+    return result
+
+
+def whole_range(zone: str) -> dict[str, Any]:
+    first, last = (START - timedelta(days=1)).date(), (START + timedelta(days=17)).date()
+    return {"start": first.isoformat(), "end": last.isoformat(), "timeZone": zone}
+
+
+@pytest.mark.parametrize(("zone", "source"), [("America/New_York", "summaries+logs"), ("Asia/Kolkata", "logs")])
+def test_slices_equal_raw_aggregates_with_the_tail_included(users: list[Any], zone: str, source: str) -> None:  # noqa: F811
+    staff = get_user_model().objects.create_user("root", is_staff=True)
+    write_random_logs(users, 300, seed=21)
+    run_rollup()
+    AIUsageLog.objects.update(recorded_at=START)  # long rolled up: only the calls below form the tail
+    write_random_logs(users, 25, seed=22)
+    keys = ["provider", "model", "feature", "user_id"]
+    variables = {"range": whole_range(zone), "groupBy": ["PROVIDER", "MODEL", "FEATURE", "USER"], "granularity": "DAY"}
+    answer = gql(logged_in(staff), SLICE, variables)["data"]["usage"]
+    assert answer["source"] == source
+    assert answered(answer, keys) == raw_slice(zone, keys)
+    logs = list(AIUsageLog.objects.all())
+    totals = answer["totals"]
+    assert Decimal(totals.pop("cost")) == sum((log.total_cost for log in logs if log.total_cost), Decimal(0))
+    assert totals == {
+        "requests": len(logs),
+        "inputTokens": str(sum(log.input_tokens for log in logs)),
+        "activeUsers": 3,
+        "unpricedRequests": sum(log.total_cost is None for log in logs),
+    }
+
+
+def test_a_status_filter_reads_the_logs_and_a_user_sees_only_their_own(users: list[Any]) -> None:  # noqa: F811
+    write_random_logs(users, 200, seed=23)
+    run_rollup()
+    ann = users[0]
+    variables = {"range": whole_range("UTC"), "granularity": "DAY", "filter": {"statuses": ["error", "timeout"]}}
+    answer = gql(logged_in(ann), SLICE, variables)["data"]["usage"]
+    mine = AIUsageLog.objects.filter(user=ann, status__in=["error", "timeout"])
+    assert answer["source"] == "logs"
+    assert answered(answer, []) == raw_slice("UTC", [], mine)
+    others = {**variables, "filter": {"userIds": [str(users[1].pk)]}}
+    assert gql(logged_in(ann), SLICE, others)["data"]["usage"]["totals"]["requests"] == 0
+
+
+def test_bad_arguments_get_clear_errors(alice: Any) -> None:
+    client = logged_in(alice)
+    cases = {
+        '{ usage(range: {timeZone: "Mars/Base"}) { source } }':
+            "timeZone: 'Mars/Base' is not an IANA time zone such as Europe/Berlin",
+        '{ usage(range: {start: "2026-03-02", end: "2026-03-01"}) { source } }':
+            "end: 2026-03-01 is before start 2026-03-02",
+        "{ usage(limit: 0) { source } }": "limit: must be between 1 and 10000, got 0",
+        "{ usage(range: {days: 0}) { source } }": "days: must be between 1 and 3660, got 0",
+        "{ topUsers { source } }": "topUsers needs staff or the usage.view_ai_analytics permission",
+    }  # fmt: skip
+    for query, message in cases.items():
+        assert error_messages(gql(client, query)) == [message], query
+    assert error_messages(gql(Client(), "{ usage { source } }")) == [
+        "authentication required: log in, or send 'Authorization: Bearer <api key>'"
+    ]
