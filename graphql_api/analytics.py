@@ -137,7 +137,7 @@ def metrics(m: Measures) -> Metrics:
     )
 
 
-def _row(row: SliceRow) -> UsageRow:
+def usage_row(row: SliceRow) -> UsageRow:
     key = row.key
     user = key.get("user")
     return UsageRow(
@@ -221,5 +221,5 @@ def usage_slice(
     rows = ordered(result, order_by, granularity)[:limit]
     return UsageSlice(
         start=window.start, end=window.end, time_zone=window.zone.key, source=result.source,
-        totals=metrics(result.totals), rows=[_row(r) for r in rows],
+        totals=metrics(result.totals), rows=[usage_row(r) for r in rows],
     )  # fmt: skip

@@ -34,6 +34,25 @@ from graphql_api.analytics import (
     usage_slice,
 )
 from graphql_api.ingest import EventResult, UsageEventInput, record_events
+from graphql_api.named import (
+    CauPoint,
+    CostPerActiveUser,
+    LogOrder,
+    PriceVersion,
+    SystemStatus,
+    TokenUsage,
+    UsageLogPage,
+    UsageLogType,
+    UsageSummary,
+    cau,
+    cau_points,
+    costliest_requests,
+    prices,
+    system_status,
+    token_usage,
+    usage_logs,
+    usage_summary,
+)
 from graphql_api.permissions import (
     BadArgumentError,
     analytics_viewer,
@@ -108,6 +127,62 @@ class Query:
     ) -> UsageSlice:
         analytics_viewer(info, "topUsers")
         return usage_slice(info, range, None, [Dimension.USER], None, order_by, limit)
+
+    @strawberry.field(description="Totals, by provider, top 10 models, and the change from the previous period.")
+    def usage_summary(
+        self, info: Info[Any, Any], range: TimeRange | None = None, filter: UsageFilter | None = None
+    ) -> UsageSummary:
+        return usage_summary(info, range, filter)
+
+    @strawberry.field(description="Tokens by provider, by model and by day (a sessionId filter reads the logs).")
+    def token_usage(
+        self, info: Info[Any, Any], range: TimeRange | None = None, filter: UsageFilter | None = None
+    ) -> TokenUsage:
+        return token_usage(info, range, filter)
+
+    @strawberry.field(description="The most expensive (or the latest) calls, at most 100.")
+    def costliest_requests(
+        self,
+        info: Info[Any, Any],
+        range: TimeRange | None = None,
+        filter: UsageFilter | None = None,
+        limit: int = 20,
+        order: LogOrder = LogOrder.COST,
+    ) -> list[UsageLogType]:
+        return costliest_requests(info, range, filter, limit, order)
+
+    @strawberry.field(description="A page of usage logs (at most 100) with the total count.")
+    def usage_logs(
+        self,
+        info: Info[Any, Any],
+        range: TimeRange | None = None,
+        filter: UsageFilter | None = None,
+        order: LogOrder = LogOrder.DATE,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> UsageLogPage:
+        return usage_logs(info, range, filter, order, offset, limit)
+
+    @strawberry.field(description="Staff: cost per active user over the last `days` days or start..end.")
+    def cau(
+        self, info: Info[Any, Any], days: int | None = None, start: date | None = None, end: date | None = None
+    ) -> CostPerActiveUser:
+        return cau(info, days, start, end)
+
+    @strawberry.field(description="Staff: daily CAU snapshots of a 7-, 30- or 90-day window.")
+    def cau_trend(self, info: Info[Any, Any], window_days: int = 30, range: TimeRange | None = None) -> list[CauPoint]:
+        return cau_points(info, window_days, range)
+
+    @strawberry.field(description="Price versions: those in force now, or every version with includeHistory.")
+    def pricing(
+        self, info: Info[Any, Any], provider: str | None = None, model: str | None = None, include_history: bool = False
+    ) -> list[PriceVersion]:
+        current_user(info)
+        return prices(provider, model, include_history)
+
+    @strawberry.field(description="Staff: database, broker, last rollup run and LangSmith state.")
+    def system_status(self, info: Info[Any, Any]) -> SystemStatus:
+        return system_status(info)
 
     @strawberry.field(description="The caller's own spend today and this month, with limits and status.")
     def my_spend(self, info: Info[Any, Any]) -> UserSpendType:

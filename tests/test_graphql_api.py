@@ -195,3 +195,15 @@ def test_abusive_queries_are_refused_and_introspection_is_off(alice: Any) -> Non
     disabled = "GraphQL introspection has been disabled, but the requested query contained the field"
     assert error_messages(introspect) == [f"{disabled} '__schema'.", f"{disabled} 'queryType'."]
     assert gql(client, MY_SPEND)["data"]["mySpend"]["daily"] == {"spend": "0", "limit": "10.00", "status": "OK"}
+
+
+def test_depth_fragment_amplification_and_batches_are_refused(alice: Any) -> None:
+    client = logged_in(alice)
+    deep = "{ usageSummary { " + "byModel { metrics { " * 10 + "cost" + " } }" * 10 + " } }"
+    assert error_messages(gql(client, deep))[0] == "'anonymous' exceeds maximum operation depth of 10"
+    fragment = "fragment F on Query { " + " ".join(f"a{n}: mySpend {{ username }}" for n in range(10)) + " }"
+    amplified = "{ " + " ".join(f"f{n}: __typename ...F" for n in range(5)) + " } " + fragment
+    assert error_messages(gql(client, amplified)) == ["55 aliases found. Allowed: 30"]  # every spread of F counted
+    batch = [{"query": MY_SPEND}] * 1000
+    response = client.post("/graphql/", batch, content_type="application/json")
+    assert response.status_code == 400 and AIUsageLog.objects.count() == 0

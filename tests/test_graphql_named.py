@@ -1,0 +1,153 @@
+"""Named dashboard queries over GraphQL: exact figures, scoping, paging, staff-only fields and pinned query counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from analytics.cau import refresh_cau_snapshots
+from analytics.rollup import run_rollup
+from tests.test_graphql_api import error_messages, gql, logged_in
+from usage.recording import record_usage
+from usage.tracker import AIUsageTracker
+
+
+@pytest.fixture
+def staff(db: None) -> Any:
+    return get_user_model().objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
+
+
+@pytest.fixture
+def calls(alice: Any, bob: Any, make_price: Any) -> None:
+    """This week and the week before, for two users, two providers and three models."""
+    make_price(input_price=Decimal("1"))
+    make_price(provider="beta", model="beta-big", input_price=Decimal("10"))
+    make_price(provider="beta", model="beta-small", input_price=Decimal("0.5"))
+    now = timezone.now()
+    for days_ago, user, provider, model, tokens, session in [
+        (0, alice, "acme", "acme-1", 1_000_000, "s1"), (1, alice, "beta", "beta-big", 100_000, "s1"),
+        (2, bob, "beta", "beta-small", 2_000_000, "s2"), (3, bob, "acme", "acme-1", 500_000, None),
+        (8, alice, "acme", "acme-1", 1_500_000, None), (9, bob, "beta", "beta-big", 50_000, None),
+    ]:  # fmt: skip
+        record_usage(user=user, feature="chat", provider=provider, model=model, input_tokens=tokens,
+                     occurred_at=now - timedelta(days=days_ago, minutes=1), session_id=session)  # fmt: skip
+    run_rollup()
+
+
+SUMMARY = """{ usageSummary(range: {days: 7}) {
+  totals { cost requests activeUsers } previous { cost requests }
+  costChangePercent requestsChangePercent
+  byProvider { provider metrics { cost } } byModel { model metrics { cost } } } }"""
+
+
+def money(value: str) -> Decimal:
+    return Decimal(value)
+
+
+def test_usage_summary_compares_with_the_previous_period(staff: Any, calls: None) -> None:
+    answer = gql(logged_in(staff), SUMMARY)["data"]["usageSummary"]
+    assert (money(answer["totals"]["cost"]), answer["totals"]["requests"], answer["totals"]["activeUsers"]) == (
+        Decimal("3.5"), 4, 2
+    )  # fmt: skip
+    assert (money(answer["previous"]["cost"]), answer["previous"]["requests"]) == (Decimal("2"), 2)
+    assert (answer["costChangePercent"], answer["requestsChangePercent"]) == ("75.00", "100.00")
+    assert [(p["provider"], money(p["metrics"]["cost"])) for p in answer["byProvider"]] == [
+        ("beta", Decimal("2")), ("acme", Decimal("1.5"))
+    ]  # fmt: skip
+    assert [(m["model"], money(m["metrics"]["cost"])) for m in answer["byModel"]] == [
+        ("acme-1", Decimal("1.5")), ("beta-big", Decimal("1")), ("beta-small", Decimal("1"))
+    ]  # fmt: skip
+
+
+def test_a_user_sees_only_their_own_summary(alice: Any, calls: None) -> None:
+    answer = gql(logged_in(alice), SUMMARY)["data"]["usageSummary"]
+    assert (money(answer["totals"]["cost"]), answer["totals"]["requests"], answer["totals"]["activeUsers"]) == (
+        Decimal("2"), 2, 1
+    )  # fmt: skip
+
+
+def test_token_usage_with_a_session_filter(alice: Any, calls: None) -> None:
+    query = """{ tokenUsage(range: {days: 7}, filter: {sessionId: "s1"}) {
+      totals { inputTokens } byModel { model metrics { inputTokens } } daily { metrics { inputTokens } } } }"""
+    answer = gql(logged_in(alice), query)["data"]["tokenUsage"]
+    assert answer["totals"] == {"inputTokens": "1100000"}
+    assert answer["byModel"] == [
+        {"model": "acme-1", "metrics": {"inputTokens": "1000000"}},
+        {"model": "beta-big", "metrics": {"inputTokens": "100000"}},
+    ]
+    assert sorted(int(d["metrics"]["inputTokens"]) for d in answer["daily"]) == [100000, 1000000]
+
+
+def test_costliest_requests_and_log_pages(alice: Any, staff: Any, calls: None) -> None:
+    costliest = "{ costliestRequests(range: {days: 30}, limit: 3) { model userId cost } }"
+    rows = gql(logged_in(staff), costliest)["data"]["costliestRequests"]
+    assert [(r["model"], money(r["cost"])) for r in rows] == [
+        ("acme-1", Decimal("1.5")), ("acme-1", Decimal("1")), ("beta-big", Decimal("1"))
+    ]  # fmt: skip
+    mine = gql(logged_in(alice), costliest)["data"]["costliestRequests"]
+    assert {r["userId"] for r in mine} == {str(alice.pk)} and len(mine) == 3
+    page = gql(logged_in(staff), "{ usageLogs(range: {days: 30}, offset: 4, limit: 5) { totalCount items { model } } }")
+    assert page["data"]["usageLogs"] == {"totalCount": 6, "items": [{"model": "acme-1"}, {"model": "beta-big"}]}
+    refused = gql(logged_in(staff), "{ usageLogs(limit: 101) { totalCount } }")
+    assert error_messages(refused) == ["limit: must be between 1 and 100, got 101"]
+
+
+def test_cau_and_its_trend_are_for_staff_and_agree_with_the_tracker(alice: Any, staff: Any, calls: None) -> None:
+    answer = gql(logged_in(staff), "{ cau(days: 30) { cau activeUsers totalCost } }")["data"]["cau"]
+    live = AIUsageTracker.get_cau(days=30)
+    assert (money(answer["cau"]), answer["activeUsers"], money(answer["totalCost"])) == (
+        live["cau"], live["active_users"], live["total_cost"]
+    )  # fmt: skip
+    refresh_cau_snapshots()
+    trend = gql(logged_in(staff), "{ cauTrend(windowDays: 7, range: {days: 2}) { windowDays cau activeUsers } }")
+    assert [p["activeUsers"] for p in trend["data"]["cauTrend"]] == [2, 2]
+    assert error_messages(gql(logged_in(staff), "{ cauTrend(windowDays: 5) { cau } }")) == [
+        "windowDays: must be 7, 30 or 90, got 5"
+    ]
+    assert error_messages(gql(logged_in(alice), "{ cau { cau } }")) == [
+        "cau needs staff or the usage.view_ai_analytics permission"
+    ]
+
+
+def test_pricing_lists_versions_in_force_or_all(alice: Any, make_price: Any) -> None:
+    old = make_price(model="acme-9", input_price=Decimal("3"), effective_until=timezone.now() - timedelta(days=1))
+    make_price(model="acme-9", input_price=Decimal("2.5"), effective_from=old.effective_until)
+    query = '{ pricing(model: "acme-9"%s) { inputPrice effectiveUntil } }'
+    now = gql(logged_in(alice), query % "")["data"]["pricing"]
+    assert [money(p["inputPrice"]) for p in now] == [Decimal("2.5")]
+    history = gql(logged_in(alice), query % ", includeHistory: true")["data"]["pricing"]
+    assert [money(p["inputPrice"]) for p in history] == [Decimal("2.5"), Decimal("3")]
+
+
+def test_system_status_reports_database_broker_and_last_rollup(staff: Any, calls: None) -> None:
+    answer = gql(logged_in(staff), "{ systemStatus { database broker langsmith lastRollup { outcome } } }")
+    assert answer["data"]["systemStatus"] == {
+        "database": "ok", "broker": "ok", "langsmith": "not configured", "lastRollup": {"outcome": "succeeded"}
+    }  # fmt: skip
+
+
+def test_query_counts_do_not_grow_with_the_data(staff: Any, calls: None, alice: Any) -> None:
+    client = logged_in(staff)
+    queries = {
+        SUMMARY: None,
+        "{ usageLogs(range: {days: 30}, limit: 100) { totalCount items { model userId } } }": None,
+        "{ usage(groupBy: [USER, MODEL], granularity: DAY) { rows { userId metrics { cost activeUsers } } } }": None,
+    }
+    for query in queries:
+        with CaptureQueriesContext(connection) as before:
+            gql(client, query)
+        queries[query] = len(before)
+    for n in range(30):
+        record_usage(user=alice, feature=f"f{n}", provider="acme", model="acme-1", input_tokens=n)
+    for query, count in queries.items():
+        with CaptureQueriesContext(connection) as after:
+            gql(client, query)
+        assert len(after) == count, query
+    assert list(queries.values()) == [17, 4, 7]  # session and user lookups included
