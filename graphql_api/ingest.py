@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Any
 
 import strawberry
 from django.contrib.auth import get_user_model
@@ -13,7 +13,8 @@ from strawberry.utils.str_converters import to_camel_case
 
 from graphql_api.permissions import BadArgumentError, sees_everyone
 from graphql_api.scalars import Count
-from usage.recording import record_usage
+from usage.batch import record_batch
+from usage.recording import RecordResult
 from usage.validation import InvalidUsage
 
 MAX_EVENTS = 1000
@@ -105,41 +106,49 @@ def _counts(event: UsageEventInput) -> dict[str, Any]:
     return {name: getattr(event, name) for name in [*names, "latency_ms"]}
 
 
-def _record(event: UsageEventInput, owners: _Owners) -> Any:
-    return record_usage(
-        user=owners.owner(event),
-        feature=event.feature,
-        provider=event.provider,
-        model=event.model,
-        occurred_at=_instant(event.occurred_at),
+def _call(event: UsageEventInput, owners: _Owners) -> dict[str, Any]:
+    """The event as record_usage's fields; raises InvalidUsage for what only the API layer can check."""
+    return {
+        "user": owners.owner(event),
+        "feature": event.feature,
+        "provider": event.provider,
+        "model": event.model,
+        "occurred_at": _instant(event.occurred_at),
         **_counts(event),
-        status=event.status,
-        error_message=event.error_message,
-        session_id=event.session_id,
-        event_id=event.event_id,
-        request_meta=cast(Any, event.request_meta),  # checked by the event's own validation
-        response_meta=cast(Any, event.response_meta),
-    )
+        "status": event.status,
+        "error_message": event.error_message,
+        "session_id": event.session_id,
+        "event_id": event.event_id,
+        "request_meta": event.request_meta,
+        "response_meta": event.response_meta,
+    }
 
 
 def record_events(events: list[UsageEventInput], caller: Any) -> list[EventResult]:
     if len(events) > MAX_EVENTS:
         raise BadArgumentError("events", f"at most {MAX_EVENTS} per call, got {len(events)}")
     owners = _Owners(caller)
-    results = []
-    for index, event in enumerate(events):
+    calls: list[dict[str, Any] | InvalidUsage] = []
+    for event in events:
         try:
-            result = _record(event, owners)
+            calls.append(_call(event, owners))
         except InvalidUsage as exc:
-            results.append(_rejected(index, event, exc))
-            continue
-        log = result.log
-        results.append(
-            EventResult(
-                index=index,
-                event_id=event.event_id,
-                outcome=RecordOutcome.DUPLICATE if log is None else RecordOutcome.RECORDED,
-                log_id=None if log is None else strawberry.ID(str(log.pk)),
-            )
-        )
+            calls.append(exc)
+    recorded = iter(record_batch([call for call in calls if not isinstance(call, InvalidUsage)]))
+    results = []
+    for index, (event, call) in enumerate(zip(events, calls, strict=True)):
+        outcome = call if isinstance(call, InvalidUsage) else next(recorded)
+        results.append(_result(index, event, outcome))
     return results
+
+
+def _result(index: int, event: UsageEventInput, outcome: RecordResult | InvalidUsage) -> EventResult:
+    if isinstance(outcome, InvalidUsage):
+        return _rejected(index, event, outcome)
+    log = outcome.log
+    return EventResult(
+        index=index,
+        event_id=event.event_id,
+        outcome=RecordOutcome.DUPLICATE if log is None else RecordOutcome.RECORDED,
+        log_id=None if log is None else strawberry.ID(str(log.pk)),
+    )

@@ -172,3 +172,17 @@ def test_a_real_smtp_server_down_at_first_gets_the_alert_once_it_is_up(limited_a
         == f"AI spend alert: alice exceeded the daily limit (100.00% on {periods.today()})"
     )
     assert message["To"] == "alice@example.com" and message["Cc"] == "staff@example.com"
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
+def test_a_batch_that_crosses_a_limit_sends_the_alert_after_commit(limited_alice: Any) -> None:
+    from usage.batch import record_batch
+
+    call = {"user": limited_alice, "feature": "chat", "provider": "acme", "model": "acme-1"}
+    outcomes = record_batch([{**call, "input_tokens": EIGHTY_FIVE_CENTS}] * 12)  # 10.20 of 10.00 in one batch
+    assert [o.outcome for o in outcomes] == ["recorded"] * 12  # type: ignore[union-attr]
+    assert [m.subject for m in mail.outbox] == [
+        f"AI spend alert: alice exceeded the daily limit (102.00% on {periods.today()})"
+    ]
+    assert alert_rows() == [("day", 80, Decimal("10.2"), True, 0), ("day", 100, Decimal("10.2"), False, 1)]

@@ -207,3 +207,22 @@ def test_depth_fragment_amplification_and_batches_are_refused(alice: Any) -> Non
     batch = [{"query": MY_SPEND}] * 1000
     response = client.post("/graphql/", batch, content_type="application/json")
     assert response.status_code == 400 and AIUsageLog.objects.count() == 0
+
+
+def test_a_full_batch_keeps_every_cent_in_logs_and_live_counters(alice: Any, make_price: Any) -> None:
+    from usage.models import UserDailySpend
+
+    make_price(input_price=Decimal("0.15"), output_price=Decimal("0.6"))
+    first = [event(eventId=f"b{n}", inputTokens=n, outputTokens=n % 7) for n in range(990)]
+    gql(logged_in(alice), RECORD, {"events": first[:10]})
+    answer = gql(logged_in(alice), RECORD, {"events": first[:1000] + first[:10]})["data"]["recordUsage"]
+    outcomes = [row["outcome"] for row in answer]
+    assert outcomes == ["DUPLICATE"] * 10 + ["RECORDED"] * 980 + ["DUPLICATE"] * 10
+    logs = AIUsageLog.objects.filter(user=alice)
+    expected_cost = sum(
+        (Decimal(n) * Decimal("0.15") + Decimal(n % 7) * Decimal("0.6")) / 1_000_000 for n in range(990)
+    )
+    assert logs.count() == 990
+    assert sum(log.total_cost for log in logs) == expected_cost
+    counter = UserDailySpend.objects.get(user=alice)
+    assert (counter.requests, counter.cost) == (990, expected_cost)

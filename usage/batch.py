@@ -1,0 +1,123 @@
+"""Recording many finished calls at once (the API's recordUsage). Each call is validated and priced on its own, so a
+bad one is rejected alone; the good ones are written together in one transaction with a handful of statements on
+PostgreSQL, whatever the batch size, instead of a round trip per call."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+
+from usage import budgets, periods, validation
+from usage.events import spend_threshold_crossed
+from usage.models import AIUsageLog, UserDailySpend
+from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
+from usage.validation import InvalidUsage
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+ADD_TO_SPEND = f"""
+    INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests) VALUES {{rows}}
+    ON CONFLICT (user_id, time_zone, day) DO UPDATE SET
+        cost = {SPEND_TABLE}.cost + EXCLUDED.cost,
+        requests = {SPEND_TABLE}.requests + EXCLUDED.requests,
+        unpriced_requests = {SPEND_TABLE}.unpriced_requests + EXCLUDED.unpriced_requests
+"""
+
+
+def build_call(call: dict[str, Any]) -> AIUsageLog:
+    """One call's fields (as record_usage takes them) as a validated, priced, unsaved log."""
+    fields = dict(call)
+    tokens = validation.check_tokens(**{name: fields.pop(name, 0) for name in TOKEN_FIELDS})
+    return build_log(tokens=tokens, **fields)
+
+
+def record_batch(calls: list[dict[str, Any]]) -> list[RecordResult | InvalidUsage]:
+    """Each call's outcome, in order: recorded, duplicate (its event_id was seen, in this batch or before) or the
+    InvalidUsage that rejected it."""
+    outcomes: list[RecordResult | InvalidUsage] = []
+    valid: list[AIUsageLog] = []
+    for call in calls:
+        try:
+            log = build_call(call)
+        except InvalidUsage as exc:
+            outcomes.append(exc)
+            continue
+        valid.append(log)
+        outcomes.append(RecordResult(log))
+    if connection.vendor != "postgresql":  # the embedded database: one call at a time, in one transaction
+        with transaction.atomic():
+            saved = {id(log): save_log(log) for log in valid}
+        return [o if isinstance(o, InvalidUsage) or o.log is None else saved[id(o.log)] for o in outcomes]
+    inserted = _insert_batch(valid) if valid else set()
+    return [o if isinstance(o, InvalidUsage) or id(o.log) in inserted else RecordResult(None) for o in outcomes]
+
+
+def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
+    """Insert the logs (a repeated event_id is skipped) and add the inserted ones to the live spend counters;
+    returns the id() of each log object that was inserted."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                       [LOG_TABLE, len(logs)])  # fmt: skip
+        for log, (new_id,) in zip(logs, cursor.fetchall(), strict=True):
+            log.pk = new_id
+        columns = ", ".join(["id", *(str(f.column) for f in LOG_FIELDS)])
+        placeholders = "(" + ", ".join(["%s"] * (len(LOG_FIELDS) + 1)) + ")"
+        cursor.execute(
+            f"INSERT INTO {LOG_TABLE} ({columns}) VALUES {', '.join([placeholders] * len(logs))} "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING id",
+            [value for log in logs for value in [log.pk, *_log_values(log)]],
+        )
+        inserted_ids = {row[0] for row in cursor.fetchall()}
+        inserted = [log for log in logs if log.pk in inserted_ids]
+        for log in inserted:
+            log._state.adding = False
+        added = _add_to_counters(cursor, inserted)
+        _announce_crossings(added)
+    return {id(log) for log in inserted}
+
+
+def _add_to_counters(cursor: Any, logs: list[AIUsageLog]) -> dict[tuple[int, date], Decimal]:
+    """One upsert for every (user, reporting day) in the batch; returns the cost added to each."""
+    zone = periods.reporting_zone_name()
+    totals: dict[tuple[int, date], list[Any]] = defaultdict(lambda: [Decimal(0), 0, 0])
+    for log in logs:
+        if log.user_id is not None:
+            entry = totals[(log.user_id, periods.reporting_day(log.occurred_at))]
+            entry[0] += log.total_cost or 0
+            entry[1] += 1
+            entry[2] += log.total_cost is None
+    if totals:
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(totals))
+        params = [
+            v
+            for (user, day), (cost, count, unpriced) in totals.items()
+            for v in (user, zone, day, cost, count, unpriced)
+        ]
+        cursor.execute(ADD_TO_SPEND.format(rows=rows), params)
+    return {key: entry[0] for key, entry in totals.items()}
+
+
+def _announce_crossings(added: dict[tuple[int, date], Decimal]) -> None:
+    """Signal each user whose spend today or this month this batch took over an alert threshold."""
+    today = periods.today()
+    users = {user: cost for (user, day), cost in added.items() if day == today and cost}
+    if not users:
+        return
+    zone = periods.reporting_zone_name()
+    month = UserDailySpend.objects.filter(time_zone=zone, user_id__in=users, day__gte=periods.month_start(today),
+                                          day__lt=periods.next_month_start(today))  # fmt: skip
+    spend: dict[int, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for user_id, day, cost in month.values_list("user_id", "day", "cost"):
+        spend[user_id][1] += cost
+        if day == today:
+            spend[user_id][0] += cost
+    for user_id, cost in users.items():
+        day_after, month_after = spend[user_id]
+        day_limit, month_limit = budgets.user_limits(user_id)
+        if budgets.crossed_threshold(day_after - cost, day_after, day_limit) or budgets.crossed_threshold(
+            month_after - cost, month_after, month_limit
+        ):
+            spend_threshold_crossed.send(sender=AIUsageLog, user_id=user_id)
