@@ -110,6 +110,32 @@ class UserAICostSummary(UsageMetrics):
         return list(rows)
 
 
+class DailyUsageSummary(UsageMetrics):
+    """Usage on one reporting day for one provider, model and feature, over all users.
+
+    The small table behind dashboard timelines and breakdowns: its size grows with the days and the variety of
+    models and features, not with the number of calls or users, so a 90-day chart reads a few thousand rows
+    whether the logs number one million or a hundred million. It cannot count distinct users; slices that need
+    users read the per-user summaries instead.
+    """
+
+    date = models.DateField()
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=128)
+    feature = models.CharField(max_length=100)
+
+    class Meta:
+        verbose_name = "daily usage summary (all users)"
+        verbose_name_plural = "daily usage summaries (all users)"
+        ordering = ["-date", "-total_cost"]
+        constraints = [
+            models.UniqueConstraint(fields=["date", "provider", "model", "feature"], name="daily_usage_one_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.provider}/{self.model} {self.feature}: {self.total_cost}"
+
+
 class UserMonthlyAICostSummary(UsageMetrics):
     """One user's usage in one reporting month; month is the first day of that month."""
 

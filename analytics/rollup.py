@@ -21,7 +21,14 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncHour, TruncMonth
 from django.utils import timezone
 
-from analytics.models import RollupRun, RunOutcome, UsageHourlyBucket, UserAICostSummary, UserMonthlyAICostSummary
+from analytics.models import (
+    DailyUsageSummary,
+    RollupRun,
+    RunOutcome,
+    UsageHourlyBucket,
+    UserAICostSummary,
+    UserMonthlyAICostSummary,
+)
 from usage import periods
 from usage.models import AIUsageLog, CallStatus, StaleHour
 
@@ -125,26 +132,30 @@ def rebuild_hours(start: datetime, end: datetime) -> None:
 
 
 def rebuild_days(first: date, end: date, zone: ZoneInfo) -> None:
-    """Replace the daily summaries of [first, end) in `zone`, summed from hours when the zone allows it."""
+    """Replace the daily summaries (per user, and per provider/model/feature) of [first, end) in `zone`."""
     UserAICostSummary.objects.filter(date__gte=first, date__lt=end).delete()
+    DailyUsageSummary.objects.filter(date__gte=first, date__lt=end).delete()
+    source = _day_source(first, end, zone)
+    per_user = source.filter(user__isnull=False).values("date", "user_id").annotate(**source_metrics(source))
+    insert_select(UserAICostSummary, per_user, "user_id", "date")
+    per_model = source.values("date", "provider", "model", "feature").annotate(**source_metrics(source))
+    insert_select(DailyUsageSummary, per_model, "date", "provider", "model", "feature")
+
+
+def _day_source(first: date, end: date, zone: ZoneInfo) -> QuerySet[Any, Any]:
+    """The rows days are summed from: hourly buckets when the zone allows it, else the logs."""
     since, until = zone_start(first, zone), zone_start(end, zone)
     days = [first + timedelta(days=n) for n in range((end - first).days)]
-    source: QuerySet[Any, Any]
     if whole_hour_zone(zone, days):
-        source = (
-            UsageHourlyBucket.objects.filter(hour__gte=since, hour__lt=until, user__isnull=False)
-            .annotate(date=TruncDate("hour", tzinfo=zone))
-            .values("date", "user_id")
-            .annotate(**summary_metrics())
-        )
-    else:  # half-hour zones (Asia/Kolkata): UTC hours straddle local midnight, so days come from the logs
-        source = (
-            AIUsageLog.objects.filter(occurred_at__gte=since, occurred_at__lt=until, user__isnull=False)
-            .annotate(date=TruncDate("occurred_at", tzinfo=zone))
-            .values("date", "user_id")
-            .annotate(**log_metrics())
-        )
-    insert_select(UserAICostSummary, source, "user_id", "date")
+        buckets = UsageHourlyBucket.objects.filter(hour__gte=since, hour__lt=until)
+        return buckets.annotate(date=TruncDate("hour", tzinfo=zone))
+    # Half-hour zones (Asia/Kolkata): UTC hours straddle local midnight, so days come from the logs.
+    logs = AIUsageLog.objects.filter(occurred_at__gte=since, occurred_at__lt=until)
+    return logs.annotate(date=TruncDate("occurred_at", tzinfo=zone))
+
+
+def source_metrics(source: QuerySet[Any, Any]) -> dict[str, Any]:
+    return summary_metrics() if source.model is UsageHourlyBucket else log_metrics()
 
 
 def rebuild_months(first: date, end: date) -> None:

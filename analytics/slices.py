@@ -1,9 +1,13 @@
 """Flexible analytics slices: any combination of dimensions and a time granularity, over any reporting zone.
 
-Answers come from the hourly buckets wherever they are known to be complete, and from the raw logs for the rest:
-the hours written or repriced since the last rollup (so numbers are current, not as of the last run), and whole
-queries the buckets cannot answer (a session or status filter, a status dimension, a zone with a half-hour
-offset). Both sources give the same measures, merged per group in Python.
+Answers come from the coarsest summary that can give them, wherever it is known to be complete:
+- the daily summaries (per provider/model/feature, or per user) for whole reporting days in ANALYTICS_TIME_ZONE
+  at day, week or month granularity, so a 90-day chart reads a few thousand rows however many calls there were;
+- the hourly buckets for other zones, hourly granularity, and the clean hours of days not yet fully rolled up;
+- the raw logs for the hours written or repriced since the last rollup (so numbers are current, not as of the
+  last run), and for whole queries no summary can answer (a session or status filter, a status dimension, a
+  zone with a half-hour offset).
+All sources give the same measures, merged per group in Python.
 """
 
 from __future__ import annotations
@@ -11,21 +15,35 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q, QuerySet
+from django.db import models
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
-from analytics.models import RollupRun, RunOutcome, UsageHourlyBucket
-from analytics.rollup import HOUR, RESCAN_OVERLAP, SUMMED, log_metrics, merge_ranges, summary_metrics
+from analytics.models import DailyUsageSummary, RollupRun, RunOutcome, UsageHourlyBucket, UserAICostSummary
+from analytics.rollup import (
+    HOUR,
+    RESCAN_OVERLAP,
+    SUMMED,
+    local_days,
+    log_metrics,
+    merge_ranges,
+    summary_metrics,
+    zone_start,
+)
+from usage import periods
 from usage.models import AIUsageLog, StaleHour
 
 DIMENSIONS = {"provider": "provider", "model": "model", "feature": "feature", "user": "user_id", "status": "status"}
 TRUNCATE = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+DATE_TRUNCATE = {"week": TruncWeek, "month": TruncMonth}  # a day is the date itself
 ZERO = Decimal(0)
+DAY = timedelta(days=1)
+Ranges = list[tuple[datetime, datetime]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,7 @@ class SliceFilter:
     user_ids: tuple[int, ...] = ()
     statuses: tuple[str, ...] = ()
     session_id: str | None = None
+    named_users_only: bool = False  # leave out calls made on nobody's behalf (top users, say)
 
     def needs_logs(self) -> bool:
         return bool(self.statuses) or self.session_id is not None
@@ -46,7 +65,13 @@ class SliceFilter:
                              ("user_id", self.user_ids)):  # fmt: skip
             if values:
                 condition &= Q(**{f"{name}__in": values})
+        if self.named_users_only:
+            condition &= Q(user_id__isnull=False)
         return condition
+
+    def only_users(self) -> bool:
+        """Whether the filter names nothing but users (what the per-user daily summaries can answer)."""
+        return not (self.providers or self.models or self.features or self.needs_logs())
 
     def log_q(self) -> Q:
         condition = self.q()
@@ -164,22 +189,67 @@ class SliceQuery:
             self.filters.needs_logs() or "status" in keys or not _whole_hour_zone(self.zone, self.start, self.end)
         )
         if from_logs:
-            parts = [self._logs(keys, [(self.start, self.end)])]
-            source = "logs"
+            return _merge([self._logs(keys, [(self.start, self.end)])], keys, self.granularity, "logs")
+        dirty = dirty_hours(self.start, self.end)
+        daily = self._daily_table(keys)
+        if daily is None:
+            hourly = [(self.start, self.end)]
+            parts = []
         else:
-            dirty = merge_ranges(dirty_hours(self.start, self.end), HOUR)
-            parts = [self._buckets(keys, dirty)]
-            if dirty:
-                parts.append(self._logs(keys, dirty))
-            source = "summaries+logs" if dirty else "summaries"
-        return _merge(parts, keys, self.granularity, source)
+            # Whole days from the daily table; days with unrolled hours from their clean hours and their logs.
+            unsettled = merge_ranges({day for hour in dirty for day in local_days(hour, self.zone)}, DAY)
+            hourly = [(zone_start(first, self.zone), zone_start(end, self.zone)) for first, end in unsettled]
+            parts = [self._days(daily, keys, unsettled)]
+        dirty_ranges = merge_ranges(dirty, HOUR)
+        if hourly:
+            parts.append(self._buckets(keys, hourly, dirty_ranges))
+        if dirty_ranges:
+            parts.append(self._logs(keys, dirty_ranges))
+        return _merge(parts, keys, self.granularity, "summaries+logs" if dirty else "summaries")
 
-    def _logs(self, keys: list[str], ranges: list[tuple[datetime, datetime]]) -> list[dict[str, Any]]:
+    def _daily_table(self, keys: list[str]) -> type[UserAICostSummary] | type[DailyUsageSummary] | None:
+        """The daily summary that holds this slice's answer, if any: days of the reporting zone, whole days,
+        no hourly detail; per user when the slice is about users only, else per provider/model/feature."""
+        if self.zone.key != periods.reporting_zone_name() or self.granularity == "hour":
+            return None
+        if self.start != zone_start(self.start.astimezone(self.zone).date(), self.zone):
+            return None
+        if self.end != zone_start(self.end.astimezone(self.zone).date(), self.zone):
+            return None
+        # The per-user table leaves out calls made on nobody's behalf, so it answers only slices that do too.
+        users_only = self.filters.user_ids or self.filters.named_users_only
+        if set(keys) <= {"user"} and self.filters.only_users() and users_only:
+            return UserAICostSummary
+        if "user" not in keys and not users_only and not self.with_users:
+            return DailyUsageSummary
+        return None
+
+    def _days(
+        self, table: type[models.Model], keys: list[str], unsettled: list[tuple[date, date]]
+    ) -> list[dict[str, Any]]:
+        first, end = self.start.astimezone(self.zone).date(), self.end.astimezone(self.zone).date()
+        rows = table._default_manager.filter(date__gte=first, date__lt=end).filter(self.filters.q())
+        for low, high in unsettled:
+            rows = rows.exclude(date__gte=low, date__lt=high)
+        names = [DIMENSIONS[key] for key in keys]
+        if self.granularity == "day":
+            rows, names = rows.annotate(period=F("date")), ["period", *names]
+        elif self.granularity:
+            rows, names = rows.annotate(period=DATE_TRUNCATE[self.granularity]("date")), ["period", *names]
+        if self.with_users and "user_id" not in names:
+            names = [*names, "user_id"]
+        found = list(rows.order_by().values(*names).annotate(**summary_metrics()))
+        for row in found:
+            if "period" in row:
+                row["period"] = zone_start(row["period"], self.zone)
+        return found
+
+    def _logs(self, keys: list[str], ranges: Ranges) -> list[dict[str, Any]]:
         logs = AIUsageLog.objects.filter(_within("occurred_at", ranges), self.filters.log_q())
         return _grouped(logs, "occurred_at", keys, self.granularity, self.zone, log_metrics(), self.with_users)
 
-    def _buckets(self, keys: list[str], dirty: list[tuple[datetime, datetime]]) -> list[dict[str, Any]]:
-        buckets = UsageHourlyBucket.objects.filter(hour__gte=self.start, hour__lt=self.end).filter(self.filters.q())
+    def _buckets(self, keys: list[str], ranges: Ranges, dirty: Ranges) -> list[dict[str, Any]]:
+        buckets = UsageHourlyBucket.objects.filter(_within("hour", ranges)).filter(self.filters.q())
         if dirty:
             buckets = buckets.exclude(_within("hour", dirty))
         return _grouped(buckets, "hour", keys, self.granularity, self.zone, summary_metrics(), self.with_users)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
@@ -208,13 +209,15 @@ def usage_slice(
     granularity: Granularity | None,
     order_by: MetricOrder | None,
     limit: int,
+    named_users_only: bool = False,
 ) -> UsageSlice:
     if not 1 <= limit <= MAX_ROWS:
         raise BadArgumentError("limit", f"must be between 1 and {MAX_ROWS}, got {limit}")
     window = report_range(range)
     query = SliceQuery(
         start=window.start, end=window.end, zone=window.zone, group_by=tuple(d.value for d in group_by or ()),
-        granularity=None if granularity is None else granularity.value, filters=scoped_filter(info, filter),
+        granularity=None if granularity is None else granularity.value,
+        filters=replace(scoped_filter(info, filter), named_users_only=named_users_only),
         with_users=selects(info, "activeUsers"),
     )  # fmt: skip
     result = query.run()

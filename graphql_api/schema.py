@@ -126,7 +126,7 @@ class Query:
         order_by: MetricOrder = MetricOrder.COST,
     ) -> UsageSlice:
         analytics_viewer(info, "topUsers")
-        return usage_slice(info, range, None, [Dimension.USER], None, order_by, limit)
+        return usage_slice(info, range, None, [Dimension.USER], None, order_by, limit, named_users_only=True)
 
     @strawberry.field(description="Totals, by provider, top 10 models, and the change from the previous period.")
     def usage_summary(

@@ -3,6 +3,7 @@ not-yet-rolled-up tail included, and scoped to the caller."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
@@ -11,7 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from analytics.rollup import run_rollup
 from tests.test_graphql_api import error_messages, gql, logged_in
@@ -115,3 +118,86 @@ def test_bad_arguments_get_clear_errors(alice: Any) -> None:
     assert error_messages(gql(Client(), "{ usage { source } }")) == [
         "authentication required: log in, or send 'Authorization: Bearer <api key>'"
     ]
+
+
+TIMELINE = """query($range: TimeRange, $granularity: Granularity!) {
+  costTimeline(range: $range, granularity: $granularity, groupBy: [PROVIDER]) {
+    source rows { period provider metrics { requests failedRequests cost inputTokens unpricedRequests } }
+  }
+}"""
+TOP_USERS = """query($range: TimeRange) {
+  topUsers(range: $range, limit: 10) { source rows { userId metrics { requests cost activeUsers } } }
+}"""
+
+
+def read_tables(queries: CaptureQueriesContext) -> set[str]:
+    return {table for query in queries for table in re.findall(r'FROM "(\w+)"', query["sql"])}
+
+
+def local_period(log: AIUsageLog, zone: ZoneInfo, granularity: str) -> str:
+    day = log.occurred_at.astimezone(zone).date()
+    start = {"DAY": day, "WEEK": day - timedelta(days=day.weekday()), "MONTH": day.replace(day=1)}[granularity]
+    return start.isoformat()
+
+
+def raw_timeline(zone: ZoneInfo, granularity: str) -> dict[tuple[str, str], tuple[Any, ...]]:
+    groups: dict[tuple[str, str], list[AIUsageLog]] = defaultdict(list)
+    for log in AIUsageLog.objects.all():
+        groups[(local_period(log, zone, granularity), log.provider)].append(log)
+    return {
+        key: (len(rows), sum(r.status != "success" for r in rows),
+              sum((r.total_cost for r in rows if r.total_cost is not None), Decimal(0)),
+              sum(r.input_tokens for r in rows), sum(r.total_cost is None for r in rows))
+        for key, rows in groups.items()
+    }  # fmt: skip
+
+
+def timeline_answer(answer: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    return {
+        (row["period"][:10], row["provider"]): (
+            row["metrics"]["requests"], row["metrics"]["failedRequests"], Decimal(row["metrics"]["cost"]),
+            int(row["metrics"]["inputTokens"]), row["metrics"]["unpricedRequests"])
+        for row in answer["rows"]
+    }  # fmt: skip
+
+
+def raw_top_users() -> list[tuple[str, int, Decimal]]:
+    spent: dict[int, list[AIUsageLog]] = defaultdict(list)
+    for log in AIUsageLog.objects.filter(user__isnull=False):
+        spent[log.user_id].append(log)
+    rows = [(str(user), len(logs), sum((g.total_cost or Decimal(0) for g in logs), Decimal(0)))
+            for user, logs in spent.items()]  # fmt: skip
+    return sorted(rows, key=lambda row: row[2], reverse=True)
+
+
+@pytest.mark.parametrize("granularity", ["DAY", "WEEK", "MONTH"])
+def test_reporting_zone_slices_read_the_daily_summaries_and_equal_the_logs(
+    users: list[Any],  # noqa: F811
+    granularity: str,
+    settings: Any,
+) -> None:
+    settings.ANALYTICS_TIME_ZONE = "America/New_York"
+    zone = ZoneInfo("America/New_York")
+    staff = get_user_model().objects.create_user("root", is_staff=True)
+    write_random_logs(users, 300, seed=31)
+    run_rollup()
+    AIUsageLog.objects.update(recorded_at=START)  # long rolled up: only the calls below form the tail
+    write_random_logs(users, 25, seed=32)
+    client = logged_in(staff)
+    variables = {"range": whole_range("America/New_York"), "granularity": granularity}
+    with CaptureQueriesContext(connection) as timeline_queries:
+        answer = gql(client, TIMELINE, variables)["data"]["costTimeline"]
+    assert answer["source"] == "summaries+logs"  # daily rows for settled days, hours and logs for the rest
+    assert timeline_answer(answer) == raw_timeline(zone, granularity)
+    assert read_tables(timeline_queries) >= {"analytics_dailyusagesummary", "analytics_usagehourlybucket"}
+    with CaptureQueriesContext(connection) as top_queries:
+        top = gql(client, TOP_USERS, {"range": whole_range("America/New_York")})["data"]["topUsers"]
+    assert "analytics_useraicostsummary" in read_tables(top_queries)
+    shown = [(r["userId"], r["metrics"]["requests"], Decimal(r["metrics"]["cost"])) for r in top["rows"]]
+    assert shown == raw_top_users()  # calls on nobody's behalf are nobody's: no null user among the top
+    assert [r["metrics"]["activeUsers"] for r in top["rows"]] == [1, 1, 1]
+    run_rollup()
+    AIUsageLog.objects.update(recorded_at=START)  # the tail rolled up and out of the next run's rescan window
+    settled = gql(client, TIMELINE, variables)["data"]["costTimeline"]
+    assert settled["source"] == "summaries"
+    assert timeline_answer(settled) == raw_timeline(zone, granularity)

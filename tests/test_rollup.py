@@ -16,7 +16,13 @@ from django.db import connection
 from django.db.models import F
 from django.test.utils import override_settings
 
-from analytics.models import RollupRun, UsageHourlyBucket, UserAICostSummary, UserMonthlyAICostSummary
+from analytics.models import (
+    DailyUsageSummary,
+    RollupRun,
+    UsageHourlyBucket,
+    UserAICostSummary,
+    UserMonthlyAICostSummary,
+)
 from analytics.rollup import run_rollup
 from usage.models import AIUsageLog
 from usage.recording import record_usage
@@ -98,6 +104,10 @@ def assert_rollup_matches_logs(zone_name: str) -> None:
     assert stored(UsageHourlyBucket, "hour", "user_id", "provider", "model", "feature") == hourly
     daily = expected(lambda log: (log.occurred_at.astimezone(zone).date(), log.user_id), users_only=True)
     assert stored(UserAICostSummary, "date", "user_id") == daily
+    by_model = expected(
+        lambda log: (log.occurred_at.astimezone(zone).date(), log.provider, log.model, log.feature), users_only=False
+    )
+    assert stored(DailyUsageSummary, "date", "provider", "model", "feature") == by_model
     monthly = expected(
         lambda log: (log.occurred_at.astimezone(zone).date().replace(day=1), log.user_id), users_only=True
     )
