@@ -211,7 +211,7 @@ def touched_hours(since: datetime | None) -> set[datetime]:
         hours = all_hours()
     else:
         logs = AIUsageLog.objects.filter(recorded_at__gte=since).annotate(h=TruncHour("occurred_at", tzinfo=UTC))
-        hours = set(logs.values_list("h", flat=True).distinct())
+        hours = set(logs.order_by().values_list("h", flat=True).distinct())  # no ordering: DISTINCT hours
     stale = list(StaleHour.objects.values_list("hour", "marked_at"))
     # Only the marks as read: an hour marked again meanwhile (repriced after this run read its logs) stays marked.
     for hour, marked_at in stale:

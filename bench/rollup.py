@@ -49,6 +49,7 @@ FROM usage_aiusagelog WHERE user_id IS NOT NULL GROUP BY 1, 2
 def reset(cursor) -> None:  # type: ignore[no-untyped-def]
     cursor.execute(
         "TRUNCATE usage_aiusagelog, usage_userdailyspend, usage_stalehour, analytics_usagehourlybucket, "
+        "analytics_dailyusagesummary, "
         "analytics_useraicostsummary, analytics_usermonthlyaicostsummary, analytics_rolluprun"
     )
     cursor.execute("DROP TABLE IF EXISTS bench_daily_floor")

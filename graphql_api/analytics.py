@@ -176,13 +176,39 @@ def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilte
 
 def selects(info: Info[Any, Any], name: str) -> bool:
     """Whether the query asks for a field of this name anywhere below the current one."""
-    pending = list(info.selected_fields)
+    return name in selected_names(info)
+
+
+# The stored measures each Metrics field is derived from.
+MEASURES_OF_FIELD = {
+    "requests": ("total_requests",), "successfulRequests": ("successful_requests",),
+    "failedRequests": ("failed_requests",), "successRate": ("successful_requests",),
+    "errorRate": ("failed_requests",), "inputTokens": ("input_tokens",), "outputTokens": ("output_tokens",),
+    "cachedInputTokens": ("cached_input_tokens",), "reasoningTokens": ("reasoning_tokens",),
+    "totalTokens": ("input_tokens", "output_tokens"), "cost": ("total_cost",), "avgCostPerRequest": ("total_cost",),
+    "avgLatencyMs": ("latency_sum_ms", "latency_count"), "unpricedRequests": ("unpriced_requests",),
+}  # fmt: skip
+MEASURES_OF_ORDER = {
+    "cost": ("total_cost",), "requests": ("total_requests",), "tokens": ("input_tokens", "output_tokens"),
+    "errors": ("failed_requests",),
+}  # fmt: skip
+
+
+def selected_names(info: Info[Any, Any]) -> set[str]:
+    """Every field name the query asks for below the current field (fragments included)."""
+    names, pending = set(), list(info.selected_fields)
     while pending:
         current = pending.pop()
-        if getattr(current, "name", None) == name:
-            return True
+        names.add(getattr(current, "name", ""))
         pending.extend(getattr(current, "selections", []))
-    return False
+    return names
+
+
+def wanted_measures(info: Info[Any, Any], order_by: MetricOrder | None = None) -> frozenset[str]:
+    """The stored measures this query reads, for its fields and its ordering."""
+    names = selected_names(info)
+    wanted = {measure for name in names for measure in MEASURES_OF_FIELD.get(name, ())}
+    return frozenset(wanted | set(MEASURES_OF_ORDER.get(order_by.value if order_by else "", ())))
 
 
 SORT_KEYS = {
@@ -218,7 +244,7 @@ def usage_slice(
         start=window.start, end=window.end, zone=window.zone, group_by=tuple(d.value for d in group_by or ()),
         granularity=None if granularity is None else granularity.value,
         filters=replace(scoped_filter(info, filter), named_users_only=named_users_only),
-        with_users=selects(info, "activeUsers"),
+        with_users=selects(info, "activeUsers"), measures=wanted_measures(info, order_by),
     )  # fmt: skip
     result = query.run()
     rows = ordered(result, order_by, granularity)[:limit]

@@ -72,9 +72,13 @@ def _instant(value: str | None) -> datetime | None:
 class _Owners:
     """Whose events the caller may record: their own, or (staff) any active user's, each id checked once."""
 
-    def __init__(self, caller: Any) -> None:
+    def __init__(self, caller: Any, events: list[UsageEventInput]) -> None:
         self.caller = caller
         self.known: dict[int, bool] = {int(caller.pk): True}
+        if sees_everyone(caller):  # one query for every user the batch names, not one per user
+            named = {int(e.user_id) for e in events if e.user_id is not None and str(e.user_id).isdigit()}
+            active = set(get_user_model().objects.filter(pk__in=named, is_active=True).values_list("pk", flat=True))
+            self.known.update({user: user in active for user in named})
 
     def owner(self, event: UsageEventInput) -> int:
         if event.user_id is None:
@@ -127,7 +131,7 @@ def _call(event: UsageEventInput, owners: _Owners) -> dict[str, Any]:
 def record_events(events: list[UsageEventInput], caller: Any) -> list[EventResult]:
     if len(events) > MAX_EVENTS:
         raise BadArgumentError("events", f"at most {MAX_EVENTS} per call, got {len(events)}")
-    owners = _Owners(caller)
+    owners = _Owners(caller, events)
     calls: list[dict[str, Any] | InvalidUsage] = []
     for event in events:
         try:

@@ -31,6 +31,7 @@ from graphql_api.analytics import (
     scoped_filter,
     selects,
     usage_row,
+    wanted_measures,
 )
 from graphql_api.permissions import BadArgumentError, analytics_viewer
 from graphql_api.scalars import BigInt
@@ -41,10 +42,10 @@ MAX_LOG_PAGE = 100
 
 
 def run_slice(info: Info[Any, Any], window: ReportRange, filters: SliceFilter, group_by: tuple[str, ...] = (),
-              granularity: str | None = None) -> SliceResult:  # fmt: skip
+              granularity: str | None = None, order: MetricOrder | None = None) -> SliceResult:  # fmt: skip
     return SliceQuery(
         start=window.start, end=window.end, zone=window.zone, group_by=group_by, granularity=granularity,
-        filters=filters, with_users=selects(info, "activeUsers"),
+        filters=filters, with_users=selects(info, "activeUsers"), measures=wanted_measures(info, order),
     ).run()  # fmt: skip
 
 
@@ -89,8 +90,8 @@ class TokenUsage:
 
 def token_usage(info: Info[Any, Any], range: TimeRange | None, filter: UsageFilter | None) -> TokenUsage:
     window, filters = report_range(range), scoped_filter(info, filter)
-    providers = run_slice(info, window, filters, ("provider",))
-    models = run_slice(info, window, filters, ("model",))
+    providers = run_slice(info, window, filters, ("provider",), order=MetricOrder.TOKENS)
+    models = run_slice(info, window, filters, ("model",), order=MetricOrder.TOKENS)
     days = run_slice(info, window, filters, (), "day")
     return TokenUsage(
         totals=metrics(providers.totals),

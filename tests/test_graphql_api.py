@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -100,7 +101,14 @@ def test_record_usage_reports_each_event_and_keeps_the_good_ones(alice: Any, bob
         event(eventId="e3", inputTokens=10, cachedInputTokens=20),
         event(eventId="e4", userId=str(bob.pk)),  # alice may not record for bob
         event(eventId="e5", occurredAt="yesterday"),
-        event(eventId="e6", inputTokens="123456789012", occurredAt="2026-03-01T10:00:00+01:00", status="timeout"),
+        event(
+            eventId="e6",
+            inputTokens="123456789012",
+            occurredAt="2026-03-01T10:00:00+01:00",
+            status="timeout",
+            requestMeta={"prompt": "résumé ✓", "tags": [1, None, {"deep": True}]},
+            sessionId="s-9",
+        ),
         event(eventId="e7", status="exploded"),
     ]
     answer = gql(Client(), RECORD, {"events": events}, **bearer(alice))
@@ -124,6 +132,11 @@ def test_record_usage_reports_each_event_and_keeps_the_good_ones(alice: Any, bob
         ("e6", alice.pk, 123456789012, Decimal("246913.578024")),
     ]
     assert rows[0]["logId"] == str(AIUsageLog.objects.get(event_id="e1").pk)
+    e6 = AIUsageLog.objects.get(event_id="e6")
+    assert (e6.request_meta, e6.response_meta, e6.session_id, e6.status) == (
+        {"prompt": "résumé ✓", "tags": [1, None, {"deep": True}]}, None, "s-9", "timeout"
+    )  # fmt: skip
+    assert e6.occurred_at == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def test_staff_record_for_others_but_not_for_unknown_users(staff: Any, bob: Any, make_price: Any) -> None:

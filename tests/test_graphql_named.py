@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +153,13 @@ def test_query_counts_do_not_grow_with_the_data(staff: Any, calls: None, alice: 
             gql(client, query)
         assert len(after) == count, query
     assert list(queries.values()) == [17, 4, 7]  # session and user lookups included
+
+
+def test_the_readme_example_query_answers_for_alice(alice: Any, calls: None) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    query = re.search(r"```graphql\n(.*?)```", readme, re.S)
+    assert query is not None
+    answer = gql(logged_in(alice), query.group(1))
+    assert "errors" not in answer
+    assert answer["data"]["mySpend"]["status"] == "OK"
+    assert {row["userId"] for row in answer["data"]["usage"]["rows"]} <= {str(alice.pk)}

@@ -27,6 +27,19 @@ ADD_TO_SPEND = f"""
 """
 
 
+def _insert_logs_statement() -> str:
+    """INSERT … SELECT from one array per column: a fixed statement of a few parameters whatever the batch size,
+    which PostgreSQL plans once and the driver does not have to rewrite (a VALUES list of 20,000 placeholders
+    cost more to build than to run)."""
+    fields = [AIUsageLog._meta.pk, *LOG_FIELDS]
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    columns = ", ".join(str(field.column) for field in fields)
+    return (
+        f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING id"
+    )
+
+
 def build_call(call: dict[str, Any]) -> AIUsageLog:
     """One call's fields (as record_usage takes them) as a validated, priced, unsaved log."""
     fields = dict(call)
@@ -63,13 +76,8 @@ def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
                        [LOG_TABLE, len(logs)])  # fmt: skip
         for log, (new_id,) in zip(logs, cursor.fetchall(), strict=True):
             log.pk = new_id
-        columns = ", ".join(["id", *(str(f.column) for f in LOG_FIELDS)])
-        placeholders = "(" + ", ".join(["%s"] * (len(LOG_FIELDS) + 1)) + ")"
-        cursor.execute(
-            f"INSERT INTO {LOG_TABLE} ({columns}) VALUES {', '.join([placeholders] * len(logs))} "
-            "ON CONFLICT (event_id) DO NOTHING RETURNING id",
-            [value for log in logs for value in [log.pk, *_log_values(log)]],
-        )
+        rows = [[log.pk, *_log_values(log)] for log in logs]
+        cursor.execute(_insert_logs_statement(), [list(column) for column in zip(*rows, strict=True)])
         inserted_ids = {row[0] for row in cursor.fetchall()}
         inserted = [log for log in logs if log.pk in inserted_ids]
         for log in inserted:
