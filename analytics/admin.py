@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from analytics.models import (
     CAUSnapshot,
+    DailyUsageSummary,
     RollupRun,
     UsageHourlyBucket,
     UserAICostSummary,
@@ -44,6 +45,14 @@ class UserMonthlyAICostSummaryAdmin(ReadOnlyAdmin):
     list_filter = ("month",)
     search_fields = ("user__username", "user__email")
     list_select_related = ("user",)
+
+
+@admin.register(DailyUsageSummary)
+class DailyUsageSummaryAdmin(ReadOnlyAdmin):
+    list_display = ("date", "provider", "model", "feature", "total_requests", "failed_requests", "total_cost")
+    list_filter = ("provider",)
+    search_fields = ("model", "feature")
+    date_hierarchy = "date"
 
 
 @admin.register(UsageHourlyBucket)

@@ -18,6 +18,7 @@ PAGES = [
     ("analytics", "useraicostsummary", "alice"),
     ("analytics", "usermonthlyaicostsummary", "alice"),
     ("analytics", "usagehourlybucket", "acme-1"),
+    ("analytics", "dailyusagesummary", "acme-1"),
     ("analytics", "causnapshot", "90"),
     ("usage", "spendalert", "waiting (1 attempts): SMTPServerDisconnected: gone"),
 ]
