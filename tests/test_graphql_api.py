@@ -239,3 +239,12 @@ def test_a_full_batch_keeps_every_cent_in_logs_and_live_counters(alice: Any, mak
     assert sum(log.total_cost for log in logs) == expected_cost
     counter = UserDailySpend.objects.get(user=alice)
     assert (counter.requests, counter.cost) == (990, expected_cost)
+
+
+def test_graphiql_only_while_debug(settings: Any) -> None:
+    browser = {"HTTP_ACCEPT": "text/html"}
+    settings.DEBUG = True
+    page = Client().get("/graphql/", **browser)
+    assert page.status_code == 200 and "graphiql" in page.content.decode().lower()
+    settings.DEBUG = False
+    assert Client().get("/graphql/", **browser).status_code == 404
