@@ -175,6 +175,9 @@ class SliceQuery:
     with_users: bool = False  # distinct active users, which need user-level rows from each source
     # The measures to compute (None: all). Summing only what the caller reads keeps wide slices cheap.
     measures: frozenset[str] | None = None
+    # Per-user slices read for a ranking only (no totals): the n users to keep, ranked by the sum of these
+    # measures. Lets the database rank the settled days instead of returning every user to be sorted here.
+    top: tuple[tuple[str, ...], int] | None = None
 
     def _wanted(self, aggregates: dict[str, Any]) -> dict[str, Any]:
         if self.measures is None:
@@ -190,19 +193,21 @@ class SliceQuery:
             return _merge([self._logs(keys, [(self.start, self.end)])], keys, self.granularity, "logs")
         dirty = dirty_hours(self.start, self.end)
         daily = self._daily_table(keys)
+        parts: list[list[dict[str, Any]]] = []
         if daily is None:
             hourly = [(self.start, self.end)]
-            parts = []
         else:
             # Whole days from the daily table; days with unrolled hours from their clean hours and their logs.
             unsettled = merge_ranges({day for hour in dirty for day in local_days(hour, self.zone)}, DAY)
             hourly = [(zone_start(first, self.zone), zone_start(end, self.zone)) for first, end in unsettled]
-            parts = [self._days(daily, keys, unsettled)]
         dirty_ranges = merge_ranges(dirty, HOUR)
         if hourly:
             parts.append(self._buckets(keys, hourly, dirty_ranges))
         if dirty_ranges:
             parts.append(self._logs(keys, dirty_ranges))
+        if daily is not None:
+            also = {row["user_id"] for rows in parts for row in rows if row.get("user_id") is not None}
+            parts.append(self._days(daily, keys, unsettled, also))
         return _merge(parts, keys, self.granularity, "summaries+logs" if dirty else "summaries")
 
     def _daily_table(self, keys: list[str]) -> type[UserAICostSummary] | type[DailyUsageSummary] | None:
@@ -223,8 +228,10 @@ class SliceQuery:
         return None
 
     def _days(
-        self, table: type[models.Model], keys: list[str], unsettled: list[tuple[date, date]]
+        self, table: type[models.Model], keys: list[str], unsettled: list[tuple[date, date]], also: set[int]
     ) -> list[dict[str, Any]]:
+        """Grouped rows of the settled days. For a top-n ranking, only the n best users of those days and the
+        users `also` found elsewhere (the unsettled hours): no other user can rank among the n best overall."""
         first, end = self.start.astimezone(self.zone).date(), self.end.astimezone(self.zone).date()
         rows = table._default_manager.filter(date__gte=first, date__lt=end).filter(self.filters.q())
         for low, high in unsettled:
@@ -236,7 +243,10 @@ class SliceQuery:
             rows, names = rows.annotate(period=DATE_TRUNCATE[self.granularity]("date")), ["period", *names]
         if self.with_users and "user_id" not in names:
             names = [*names, "user_id"]
-        found = list(rows.order_by().values(*names).annotate(**self._wanted(summary_metrics())))
+        grouped = rows.order_by().values(*names).annotate(**self._wanted(summary_metrics()))
+        if self.top is not None and names == ["user_id"]:
+            return _top_rows(grouped, self.top, also)
+        found = list(grouped)
         for row in found:
             if "period" in row:
                 row["period"] = zone_start(row["period"], self.zone)
@@ -255,6 +265,14 @@ class SliceQuery:
         return _grouped(
             buckets, "hour", keys, self.granularity, self.zone, self._wanted(summary_metrics()), self.with_users
         )
+
+
+def _top_rows(grouped: QuerySet[Any, Any], top: tuple[tuple[str, ...], int], also: set[int]) -> list[dict[str, Any]]:
+    measures, count = top
+    rank = sum((F(name) for name in measures[1:]), F(measures[0]))
+    best = list(grouped.annotate(rank=rank).order_by("-rank", "user_id")[:count])
+    shown = {row["user_id"] for row in best}
+    return best + [row for row in grouped.filter(user_id__in=also - shown)] if also - shown else best
 
 
 def _merge(parts: list[list[dict[str, Any]]], keys: list[str], granularity: str | None, source: str) -> SliceResult:

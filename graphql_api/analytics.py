@@ -227,6 +227,15 @@ def ordered(result: SliceResult, order_by: MetricOrder | None, granularity: Gran
     return sorted(rows, key=SORT_KEYS[order], reverse=True)
 
 
+def _ranking(info: Info[Any, Any], group_by: list[Dimension] | None, granularity: Granularity | None,
+             order_by: MetricOrder | None, limit: int) -> tuple[tuple[str, ...], int] | None:  # fmt: skip
+    """Users ranked by a measure with no totals asked for: the database may keep just the best `limit`."""
+    if group_by != [Dimension.USER] or granularity or order_by in (None, MetricOrder.PERIOD) or selects(info, "totals"):
+        return None
+    assert order_by is not None
+    return MEASURES_OF_ORDER[order_by.value], limit
+
+
 def usage_slice(
     info: Info[Any, Any],
     range: TimeRange | None,
@@ -245,6 +254,7 @@ def usage_slice(
         granularity=None if granularity is None else granularity.value,
         filters=replace(scoped_filter(info, filter), named_users_only=named_users_only),
         with_users=selects(info, "activeUsers"), measures=wanted_measures(info, order_by),
+        top=_ranking(info, group_by, granularity, order_by, limit),
     )  # fmt: skip
     result = query.run()
     rows = ordered(result, order_by, granularity)[:limit]

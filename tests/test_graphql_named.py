@@ -17,6 +17,7 @@ from django.utils import timezone
 from analytics.cau import refresh_cau_snapshots
 from analytics.rollup import run_rollup
 from tests.test_graphql_api import error_messages, gql, logged_in
+from usage.models import AIUsageLog
 from usage.recording import record_usage
 from usage.tracker import AIUsageTracker
 
@@ -163,3 +164,20 @@ def test_the_readme_example_query_answers_for_alice(alice: Any, calls: None) -> 
     assert "errors" not in answer
     assert answer["data"]["mySpend"]["status"] == "OK"
     assert {row["userId"] for row in answer["data"]["usage"]["rows"]} <= {str(alice.pk)}
+
+
+def test_top_users_rank_the_unrolled_tail_too(staff: Any, calls: None, alice: Any, bob: Any) -> None:
+    AIUsageLog.objects.update(recorded_at=timezone.now() - timedelta(days=1))  # all rolled up long ago
+    # Settled days: alice 2.00 (2 calls), bob 1.50 (2 calls). A call just now puts bob ahead.
+    record_usage(user=bob, feature="chat", provider="acme", model="acme-1", input_tokens=1_000_000)
+    query = "{ topUsers(range: {days: 7}, limit: %d, orderBy: %s) { rows { userId metrics { cost requests } } } }"
+    rows = gql(logged_in(staff), query % (1, "COST"))["data"]["topUsers"]["rows"]
+    assert [(r["userId"], money(r["metrics"]["cost"]), r["metrics"]["requests"]) for r in rows] == [
+        (str(bob.pk), Decimal("2.5"), 3)
+    ]
+    rows = gql(logged_in(staff), query % (2, "REQUESTS"))["data"]["topUsers"]["rows"]
+    assert [(r["userId"], r["metrics"]["requests"]) for r in rows] == [(str(bob.pk), 3), (str(alice.pk), 2)]
+    with_totals = "{ topUsers(range: {days: 7}, limit: 1) { totals { cost requests } rows { userId } } }"
+    answer = gql(logged_in(staff), with_totals)["data"]["topUsers"]
+    assert (money(answer["totals"]["cost"]), answer["totals"]["requests"]) == (Decimal("4.5"), 5)
+    assert answer["rows"] == [{"userId": str(bob.pk)}]
