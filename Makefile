@@ -29,6 +29,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.write_path
 	$(BIN)/python -m bench.rollup
+	$(BIN)/python -m bench.graphql
 
 clean:
 	rm -rf $(VENV) var
