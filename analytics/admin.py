@@ -16,6 +16,9 @@ from analytics.models import (
     UserMonthlyAICostSummary,
 )
 
+# The admin home gains an "AI Gateway Analytics" section linking to the dashboard pages.
+admin.site.index_template = "admin/ai_analytics/index.html"
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written by the jobs alone: viewing only."""

@@ -42,6 +42,8 @@ DIMENSIONS = {"provider": "provider", "model": "model", "feature": "feature", "u
 TRUNCATE = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 DATE_TRUNCATE = {"week": TruncWeek, "month": TruncMonth}  # a day is the date itself
 ZERO = Decimal(0)
+RATE = Decimal("0.0001")
+TENTH = Decimal("0.1")
 DAY = timedelta(days=1)
 Ranges = list[tuple[datetime, datetime]]
 ALWAYS_MEASURED = frozenset({"total_requests", "total_cost"})  # comparisons and active users rely on them
@@ -105,6 +107,31 @@ class Measures:
     latency_count: int = 0
     latency_max_ms: int | None = None
     users: set[int] = field(default_factory=set)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens  # cached and reasoning tokens are parts of these
+
+    @property
+    def success_rate(self) -> Decimal | None:
+        """Successful calls as a fraction of all calls (4 decimals); None when there were none."""
+        return _fraction(self.successful_requests, self.total_requests)
+
+    @property
+    def error_rate(self) -> Decimal | None:
+        return _fraction(self.failed_requests, self.total_requests)
+
+    @property
+    def avg_cost_per_request(self) -> Decimal | None:
+        return self.total_cost / self.total_requests if self.total_requests else None
+
+    @property
+    def avg_latency_ms(self) -> Decimal | None:
+        return (Decimal(self.latency_sum_ms) / self.latency_count).quantize(TENTH) if self.latency_count else None
+
+
+def _fraction(part: int, whole: int) -> Decimal | None:
+    return (Decimal(part) / whole).quantize(RATE) if whole else None
 
 
 @dataclass(frozen=True)

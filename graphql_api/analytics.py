@@ -17,7 +17,6 @@ from graphql_api.permissions import BadArgumentError, current_user, sees_everyon
 from graphql_api.scalars import BigInt
 
 MAX_ROWS = 10_000
-RATE = Decimal("0.0001")
 
 
 @strawberry.enum
@@ -121,18 +120,16 @@ def metrics(m: Measures) -> Metrics:
         requests=requests,
         successful_requests=m.successful_requests,
         failed_requests=m.failed_requests,
-        success_rate=(Decimal(m.successful_requests) / requests).quantize(RATE) if requests else None,
-        error_rate=(Decimal(m.failed_requests) / requests).quantize(RATE) if requests else None,
+        success_rate=m.success_rate,
+        error_rate=m.error_rate,
         input_tokens=BigInt(m.input_tokens),
         output_tokens=BigInt(m.output_tokens),
         cached_input_tokens=BigInt(m.cached_input_tokens),
         reasoning_tokens=BigInt(m.reasoning_tokens),
-        total_tokens=BigInt(m.input_tokens + m.output_tokens),
+        total_tokens=BigInt(m.total_tokens),
         cost=m.total_cost,
-        avg_cost_per_request=m.total_cost / requests if requests else None,
-        avg_latency_ms=(Decimal(m.latency_sum_ms) / m.latency_count).quantize(Decimal("0.1"))
-        if m.latency_count
-        else None,
+        avg_cost_per_request=m.avg_cost_per_request,
+        avg_latency_ms=m.avg_latency_ms,
         active_users=len(m.users),
         unpriced_requests=m.unpriced_requests,
     )

@@ -36,6 +36,7 @@ from graphql_api.analytics import (
 from graphql_api.permissions import BadArgumentError, analytics_viewer
 from graphql_api.scalars import BigInt
 from usage.budgets import cost_per_active_user
+from usage.langsmith import langsmith_status
 from usage.models import AIProviderPricing, AIUsageLog
 
 MAX_LOG_PAGE = 100
@@ -280,4 +281,4 @@ def system_status(info: Info[Any, Any]) -> SystemStatus:
     run = RollupRun.objects.order_by("-started_at").first()
     last = None if run is None else RollupState(started_at=run.started_at, finished_at=run.finished_at,
                                                 outcome=run.outcome, hours=run.hours, error=run.error)  # fmt: skip
-    return SystemStatus(database=database, broker=broker, last_rollup=last, langsmith="not configured")
+    return SystemStatus(database=database, broker=broker, last_rollup=last, langsmith=langsmith_status().label)

@@ -238,7 +238,7 @@ class Mutation:
     @strawberry.mutation(description="Staff: queue a price catalog sync (and repricing); returns the task id.")
     def sync_pricing(self, info: Info[Any, Any]) -> QueuedTask:
         staff_user(info, "syncPricing")
-        return QueuedTask(task_id=sync_ai_pricing.delay().id)
+        return QueuedTask(task_id=sync_ai_pricing.delay(trigger="api").id)
 
     @strawberry.mutation(description="Staff: queue a rollup (of reporting days start..end when given).")
     def run_rollup(self, info: Info[Any, Any], start: date | None = None, end: date | None = None) -> QueuedTask:

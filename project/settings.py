@@ -9,6 +9,7 @@ from project.env import (
     env_bool,
     env_emails,
     env_int,
+    env_list,
     env_money,
     env_str,
     env_time_zone,
@@ -109,6 +110,15 @@ AI_SPEND_ALERT_RECIPIENTS = env_emails("AI_SPEND_ALERT_RECIPIENTS")
 AI_PRICING_SOURCE_URL = env_str("AI_PRICING_SOURCE_URL")
 # How long a process keeps price versions in memory before it reads them again (edits in this process clear it).
 AI_PRICING_CACHE_SECONDS = env_int("AI_PRICING_CACHE_SECONDS", 30)
+
+# LangSmith: status and trace forwarding need an API key; forwarding also needs LANGSMITH_TRACING=true.
+LANGSMITH_API_KEY = env_str("LANGSMITH_API_KEY")
+LANGSMITH_ENDPOINT = env_str("LANGSMITH_ENDPOINT", "https://api.smith.langchain.com").rstrip("/")
+LANGSMITH_WEB_URL = env_str("LANGSMITH_WEB_URL", "https://smith.langchain.com").rstrip("/")
+LANGSMITH_PROJECT = env_str("LANGSMITH_PROJECT", "default")
+LANGSMITH_TRACING = env_bool("LANGSMITH_TRACING", False)
+LANGSMITH_IMPORT_PROJECTS = env_list("LANGSMITH_IMPORT_PROJECTS")
+LANGSMITH_TIMEOUT_SECONDS = env_int("LANGSMITH_TIMEOUT_SECONDS", 3, minimum=1)
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded filesystem broker that needs no service.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"

@@ -43,8 +43,8 @@ def compute_cau() -> dict[str, int]:
 
 
 @shared_task(name="tasks.sync_ai_pricing", expires=6 * 60 * 60, **RETRYING)
-def sync_ai_pricing(source: str | None = None) -> dict[str, int]:
-    return sync_prices_and_reprice(source).as_dict()
+def sync_ai_pricing(source: str | None = None, trigger: str = "schedule") -> dict[str, int]:
+    return sync_prices_and_reprice(source, trigger=trigger).as_dict()
 
 
 @shared_task(name="tasks.send_spend_alerts", expires=5 * 60, **RETRYING)

@@ -132,8 +132,11 @@ def test_pricing_lists_versions_in_force_or_all(alice: Any, make_price: Any) -> 
 def test_system_status_reports_database_broker_and_last_rollup(staff: Any, calls: None) -> None:
     answer = gql(logged_in(staff), "{ systemStatus { database broker langsmith lastRollup { outcome } } }")
     assert answer["data"]["systemStatus"] == {
-        "database": "ok", "broker": "ok", "langsmith": "not configured", "lastRollup": {"outcome": "succeeded"}
-    }  # fmt: skip
+        "database": "ok",
+        "broker": "ok",
+        "langsmith": "not configured: LANGSMITH_API_KEY is not set",
+        "lastRollup": {"outcome": "succeeded"},
+    }
 
 
 def test_query_counts_do_not_grow_with_the_data(staff: Any, calls: None, alice: Any) -> None:

@@ -147,3 +147,14 @@ def send_spend_alerts(user_ids: Iterable[int] | None = None) -> AlertReport:
     report = deliver_pending()
     report.reached = reached
     return report
+
+
+def reset_current_alerts(user_ids: list[int], day: date | None = None) -> int:
+    """Forget these users' alerts for the current day and month, so a threshold crossed again (after a limit was
+    raised, say) is announced again. Returns how many alert records were removed."""
+    day = day or periods.today()
+    current = Q(period=AlertPeriod.DAY, period_start=day) | Q(
+        period=AlertPeriod.MONTH, period_start=periods.month_start(day)
+    )
+    removed, _ = SpendAlert.objects.filter(current, user_id__in=user_ids).delete()
+    return removed

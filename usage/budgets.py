@@ -12,7 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, Sum
 
 from usage import periods
 from usage.db import fetch_one
@@ -165,6 +166,59 @@ def spend_status(user_id: int, day: date | None = None) -> UserSpend:
         monthly=PeriodSpend(month_spend, monthly_limit),
         unpriced_requests_this_month=unpriced,
     )
+
+
+@dataclass(frozen=True)
+class UserSpendRow:
+    """One user's spend status with who they are, for the staff lists (admin page, GraphQL, CSV)."""
+
+    user_id: int
+    username: str
+    email: str
+    spend: UserSpend
+
+
+SPEND_ORDERINGS = {
+    "percent": lambda row: (-(row.spend.monthly.percent or 0), -(row.spend.daily.percent or 0), row.user_id),
+    "daily": lambda row: (-row.spend.daily.spend, row.user_id),
+    "monthly": lambda row: (-row.spend.monthly.spend, row.user_id),
+    "username": lambda row: (row.username.lower(), row.user_id),
+}
+
+
+def _month_totals(day: date) -> dict[int, tuple[Decimal, Decimal, int]]:
+    """Every user's (spend on `day`, spend this month, unpriced calls this month) in one grouped counter read."""
+    first, end = periods.month_start(day), periods.next_month_start(day)
+    month = UserDailySpend.objects.filter(time_zone=periods.reporting_zone_name(), day__gte=first, day__lt=end)
+    rows = month.values("user_id").annotate(
+        month=Sum("cost", default=ZERO),
+        today=Sum("cost", filter=Q(day=day), default=ZERO),
+        unpriced=Sum("unpriced_requests", default=0),
+    )
+    return {row["user_id"]: (_as_decimal(row["today"]), _as_decimal(row["month"]), row["unpriced"]) for row in rows}
+
+
+def every_user_spend(
+    status: str | None = None, search: str | None = None, order: str = "percent"
+) -> list[UserSpendRow]:
+    """Every active user (no cap) with today's and this month's spend, filtered by status (OK, WARNING,
+    EXCEEDED) and a username/email search, ordered by `order` (a key of SPEND_ORDERINGS; the default puts the
+    users closest to or over their limits first)."""
+    day = periods.today()
+    totals = _month_totals(day)
+    users = get_user_model().objects.filter(is_active=True).order_by("pk").values_list("pk", "username", "email")
+    if search:
+        users = users.filter(Q(username__icontains=search) | Q(email__icontains=search))
+    rows = []
+    for user_id, username, email in users.iterator(chunk_size=2000):
+        today_spend, month_spend, unpriced = totals.get(user_id, (ZERO, ZERO, 0))
+        daily_limit, monthly_limit = user_limits(user_id)
+        spend = UserSpend(user_id, day, PeriodSpend(today_spend, daily_limit), PeriodSpend(month_spend, monthly_limit),
+                          unpriced)  # fmt: skip
+        if status is None or spend.status.value == status:
+            rows.append(UserSpendRow(user_id, username, email or "", spend))
+    rows.sort(key=SPEND_ORDERINGS[order])
+    return rows
 
 
 def cost_per_active_user(start: date, end: date) -> dict[str, Decimal | int]:

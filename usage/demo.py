@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from usage.models import CallStatus
+from usage.budgets import limit_cache, spend_status
+from usage.models import CallStatus, UserSpendLimit
 from usage.recording import record_usage
 
 DEMO_USERS = ["alice", "bob", "charlie", "dana", "erin"]
@@ -52,4 +55,15 @@ def load_demo_data(calls: int = 600, days: int = 30, seed: int = 7) -> int:
             event_id=f"demo-{seed}-{index}",
         )
         recorded += not result.duplicate
+    _limits_showing_every_status(users)
     return recorded
+
+
+def _limits_showing_every_status(users: list[Any]) -> None:
+    """Lower two demo users' monthly limits so the spend pages show a WARNING (90% used) and an EXCEEDED user."""
+    for user, share in ((users[3], Decimal("0.9")), (users[4], Decimal("1.25"))):
+        spent = spend_status(user.pk).monthly.spend
+        if spent > 0:
+            limit = (spent / share).quantize(Decimal("0.01"))
+            UserSpendLimit.objects.update_or_create(user=user, defaults={"monthly_limit": limit})
+    limit_cache.clear()

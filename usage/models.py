@@ -317,3 +317,26 @@ class ApiKey(models.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class PricingSync(models.Model):
+    """One import of the price catalog (scheduled, by command or from the API): what it changed and how it ended."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    trigger = models.CharField(max_length=32, default="schedule")
+    source = models.CharField(max_length=500, blank=True, help_text="catalog URL or file; empty for the bundled one")
+    succeeded = models.BooleanField(null=True, help_text="empty while running")
+    added = models.IntegerField(default=0)
+    changed = models.IntegerField(default=0)
+    unchanged = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    repriced = models.IntegerField(default=0, help_text="unpriced calls priced afterwards")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "pricing sync"
+
+    def __str__(self) -> str:
+        return f"pricing sync {self.started_at:%Y-%m-%d %H:%M:%S}"

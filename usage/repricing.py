@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -14,7 +16,7 @@ from django.utils import timezone
 
 from usage import periods
 from usage.catalog import SyncReport, load_catalog, sync_catalog
-from usage.models import AIUsageLog, StaleHour, UserDailySpend
+from usage.models import AIUsageLog, PricingSync, StaleHour, UserDailySpend
 from usage.pricing import TokenCounts, forget_cached_prices, price_call
 
 BATCH_SIZE = 500
@@ -34,11 +36,31 @@ class PricingSyncResult:
         }
 
 
-def sync_prices_and_reprice(source: str | None = None) -> PricingSyncResult:
-    """Import the price catalog, then price every log that was unpriced and now has a price."""
-    report = sync_catalog(load_catalog(settings.AI_PRICING_SOURCE_URL if source is None else source))
-    forget_cached_prices()
-    return PricingSyncResult(report, reprice_unpriced())
+Progress = Callable[[Iterable[Any]], Iterable[Any]]
+
+
+def sync_prices_and_reprice(
+    source: str | None = None, trigger: str = "schedule", progress: Progress | None = None
+) -> PricingSyncResult:
+    """Import the price catalog, then price every log that was unpriced and now has a price. The run is recorded
+    (PricingSync), failed ones with their error, so the admin shows when prices last changed and why not."""
+    source = settings.AI_PRICING_SOURCE_URL if source is None else source
+    run = PricingSync.objects.create(started_at=timezone.now(), trigger=trigger, source=source)
+    try:
+        providers = load_catalog(source)
+        report = sync_catalog(providers, progress) if progress else sync_catalog(providers)
+        forget_cached_prices()
+        result = PricingSyncResult(report, reprice_unpriced())
+    except Exception as exc:
+        _finish(run, succeeded=False, error=f"{type(exc).__name__}: {exc}")
+        raise
+    _finish(run, succeeded=True, added=len(report.added), changed=len(report.changed), unchanged=report.unchanged,
+            skipped=len(report.skipped), repriced=result.repriced)  # fmt: skip
+    return result
+
+
+def _finish(run: PricingSync, **fields: Any) -> None:
+    PricingSync.objects.filter(pk=run.pk).update(finished_at=timezone.now(), **fields)
 
 
 def _tokens(log: AIUsageLog) -> TokenCounts:

@@ -8,8 +8,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from usage.catalog import CatalogError, load_catalog, sync_catalog
-from usage.repricing import reprice_unpriced
+from usage.catalog import CatalogError
+from usage.repricing import sync_prices_and_reprice
 
 
 class Command(BaseCommand):
@@ -26,18 +26,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         source = options["source"] if options["source"] is not None else settings.AI_PRICING_SOURCE_URL
         try:
-            providers = load_catalog(source)
+            result = sync_prices_and_reprice(source, trigger="command", progress=self._progress)
         except CatalogError as exc:
             raise CommandError(str(exc)) from exc
-        report = sync_catalog(providers, progress=self._progress)
+        report = result.sync
         if options["verbose_list"]:
             for name in report.added:
                 self.stdout.write(f"added    {name}")
             for name in report.changed:
                 self.stdout.write(f"changed  {name}")
         self.stdout.write(self.style.SUCCESS(f"Price catalog synced: {report.summary()}"))
-        repriced = reprice_unpriced()
-        self.stdout.write(f"Unpriced calls now priced: {repriced}")
+        self.stdout.write(f"Unpriced calls now priced: {result.repriced}")
 
     def _progress(self, items: Iterable[Any]) -> Iterable[Any]:
         # A progress bar only for a person at a terminal; logs and pipes get the summary line alone.

@@ -1,0 +1,77 @@
+"""LangSmith connection state: connected, disconnected (with the reason) or not configured.
+
+The probe asks LangSmith for the configured project with a short timeout and no retries, so a status page never
+hangs on it, and its answer is cached for a minute (shared between processes when the cache is Redis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+STATUS_CACHE_KEY = "langsmith:status"
+STATUS_CACHE_SECONDS = 60
+CONNECTED, DISCONNECTED, NOT_CONFIGURED = "connected", "disconnected", "not configured"
+
+
+@dataclass(frozen=True)
+class LangSmithStatus:
+    state: str
+    reason: str = ""
+    project: str = ""
+    url: str = ""  # "View in LangSmith": the project's page when it exists, else LangSmith's home
+
+    @property
+    def label(self) -> str:
+        return f"{self.state}: {self.reason}" if self.reason else self.state
+
+
+def configured() -> bool:
+    return bool(settings.LANGSMITH_API_KEY)
+
+
+def probe_client() -> Any:
+    """A client for one quick request: no retries, a short timeout, no background batching thread."""
+    from langsmith import Client
+    from urllib3.util import Retry
+
+    timeout_ms = settings.LANGSMITH_TIMEOUT_SECONDS * 1000
+    return Client(
+        api_url=settings.LANGSMITH_ENDPOINT, api_key=settings.LANGSMITH_API_KEY, web_url=settings.LANGSMITH_WEB_URL,
+        retry_config=Retry(total=0), timeout_ms=(timeout_ms, timeout_ms), auto_batch_tracing=False,
+    )  # fmt: skip
+
+
+def check_status() -> LangSmithStatus:
+    """Ask LangSmith now (uncached)."""
+    if not configured():
+        return LangSmithStatus(NOT_CONFIGURED, "LANGSMITH_API_KEY is not set")
+    project, home = settings.LANGSMITH_PROJECT, settings.LANGSMITH_WEB_URL
+    try:
+        found = next(iter(probe_client().list_projects(name=project, limit=1)), None)
+    except Exception as exc:  # any failure is the answer: the reason is shown to staff
+        return LangSmithStatus(DISCONNECTED, _reason(exc), project, home)
+    url = f"{home}/o/{found.tenant_id}/projects/p/{found.id}" if found is not None else home
+    return LangSmithStatus(CONNECTED, "" if found else f"project {project!r} has no runs yet", project, url)
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def langsmith_status() -> LangSmithStatus:
+    """The cached state (at most a minute old)."""
+    cached = cache.get(STATUS_CACHE_KEY)
+    if cached is not None:
+        return LangSmithStatus(**cached)
+    status = check_status()
+    cache.set(STATUS_CACHE_KEY, asdict(status), STATUS_CACHE_SECONDS)
+    return status
+
+
+def forget_status() -> None:
+    cache.delete(STATUS_CACHE_KEY)
