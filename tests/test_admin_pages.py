@@ -18,6 +18,7 @@ from django.utils import timezone
 from analytics.rollup import run_rollup
 from usage import periods
 from usage.alerts import send_spend_alerts
+from usage.catalog import CatalogError
 from usage.models import AIUsageLog, PricingSync, SpendAlert, UserSpendLimit
 from usage.recording import record_usage
 from usage.repricing import sync_prices_and_reprice
@@ -322,11 +323,15 @@ def test_system_page_breaks_down_features_models_and_unpriced_calls(admin_user: 
 
 
 def test_a_failed_pricing_sync_is_recorded_with_its_error(admin_user: Any) -> None:
-    with pytest.raises(Exception, match="nowhere.json"):
+    with pytest.raises(CatalogError) as raised:
         sync_prices_and_reprice(source="/nowhere.json", trigger="command")
+    message = (
+        "could not read the price catalog from /nowhere.json: [Errno 2] No such file or directory: '/nowhere.json'"
+    )
+    assert str(raised.value) == message
     sync = PricingSync.objects.get()
     assert (sync.trigger, sync.succeeded, sync.added) == ("command", False, 0)
-    assert "nowhere.json" in sync.error
+    assert sync.error == f"CatalogError: {message}"
     assert sync.finished_at is not None
     page = logged_in(admin_user).get("/admin/ai-analytics/system/")
     assert list(page.context["syncs"]) == [sync]
