@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python -m bench.write_path
 	$(BIN)/python -m bench.rollup
 	$(BIN)/python -m bench.graphql
+	$(BIN)/python -m bench.admin_pages --reuse
 
 clean:
 	rm -rf $(VENV) var

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from analytics import log_admin  # noqa: F401 (registers the usage log admin)
 from analytics.models import (
     CAUSnapshot,
     DailyUsageSummary,

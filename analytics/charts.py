@@ -74,7 +74,7 @@ def horizontal_bars(
 def columns(title: str, points: Sequence[tuple[str, Number]], show: Callable[[Number], str]) -> SafeString:
     """A column per point (a day, say), oldest on the left, with a labelled top line and a few date labels."""
     if not any(Decimal(value) for _label, value in points):
-        return _empty(f"{title}: no calls in this window")
+        return _empty(f"{title}: nothing recorded in this window")
     largest = max(Decimal(value) for _label, value in points)
     width, height, top, bottom, left = WIDE, 260, 24, 30, 8
     room = height - top - bottom

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics.rollup import run_rollup
@@ -348,6 +350,18 @@ def test_log_list_shows_statistics_of_the_filtered_rows(admin_user: Any, calls: 
     assert stats["cost"] == priced_sum(chat)
     assert (stats["input_tokens"], stats["output_tokens"]) == (14000, 2300)
     assert (stats["failed"], stats["unpriced"], stats["max_latency"]) == (0, 0, 700)
+
+
+def test_unfiltered_log_list_totals_every_log_without_scanning_them(admin_user: Any, calls: dict[str, Any]) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        response = logged_in(admin_user).get("/admin/usage/aiusagelog/")
+    stats = response.context["log_statistics"]
+    assert (stats["calls"], stats["cost"], stats["failed"], stats["unpriced"]) == (7, priced_sum(CALLS), 1, 1)
+    assert (stats["input_tokens"], stats["output_tokens"], stats["max_latency"]) == (18150, 2415, 1500)
+    assert stats["input_tokens"] == sum(call.input_tokens for call in CALLS)
+    distinct_over_logs = [q["sql"] for q in queries if "DISTINCT" in q["sql"] and "usage_aiusagelog" in q["sql"]]
+    assert distinct_over_logs == []
+    assert '<a href="?model=acme-1"' in response.content.decode()  # filter choices, from the daily summaries
 
 
 def test_log_csv_export_follows_the_list_filters(admin_user: Any, calls: dict[str, Any]) -> None:
