@@ -162,7 +162,7 @@ class AIUsageLogAdmin(admin.ModelAdmin):
         context = getattr(response, "context_data", None)
         if context and "cl" in context:  # not on a redirect (after an action)
             changelist = context["cl"]
-            filtered = changelist.has_filters or changelist.query
+            filtered = changelist.has_active_filters or changelist.query
             context["log_statistics"] = log_statistics(changelist.queryset) if filtered else all_time_statistics()
         return response
 

@@ -33,6 +33,7 @@ SELECT COUNT(*), SUM(total_cost), SUM(input_tokens), SUM(output_tokens), AVG(lat
 FROM usage_aiusagelog WHERE occurred_at >= %(today_start)s;
 """
 PAGES: list[tuple[str, str, str]] = [
+    ("usage logs list, unfiltered", "/admin/usage/aiusagelog/", WINDOW_FLOOR),
     ("dashboard, 7 days", "/admin/ai-analytics/", WINDOW_FLOOR),
     ("dashboard, 90 days", "/admin/ai-analytics/?days=90", WINDOW_FLOOR),
     ("user spend (2,000 users, first page)", "/admin/ai-analytics/users/", USERS_FLOOR),
@@ -40,7 +41,7 @@ PAGES: list[tuple[str, str, str]] = [
     ("system metrics, 30 days", "/admin/ai-analytics/system/?days=30", WINDOW_FLOOR),
     (
         "usage logs list, today",
-        "/admin/usage/aiusagelog/?occurred_at__day={d}&occurred_at__month={m}&occurred_at__year={y}",
+        "/admin/usage/aiusagelog/?occurred_at__gte={today}+00%3A00%3A00%2B00%3A00&occurred_at__lt={tomorrow}+00%3A00%3A00%2B00%3A00",
         LOGS_FLOOR,
     ),
 ]
@@ -84,7 +85,7 @@ def page_figures(url: str) -> list[dict[str, Any]]:
     today = periods.today()
     figures = []
     for name, path, floor_sql in PAGES:
-        path = path.format(d=today.day, m=today.month, y=today.year)
+        path = path.format(today=today, tomorrow=today + timedelta(days=1))
 
         def get(path: str = path) -> None:
             response = client.get(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TASK_NAMES = ("rollup_usage", "compute_cau", "sync_ai_pricing", "send_spend_alerts")
+TASK_NAMES = ("rollup_usage", "compute_cau", "sync_ai_pricing", "send_spend_alerts", "import_langsmith_runs")
 __all__ = list(TASK_NAMES)
 
 

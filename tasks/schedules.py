@@ -40,14 +40,23 @@ DEFAULT_SCHEDULES = (
         "AI price catalog sync", "tasks.sync_ai_pricing", 1, "days", 6 * 60 * 60,
         "Import the genai-prices catalog into price versions, then price logs that were unpriced.",
     ),
+    DefaultSchedule(
+        "LangSmith run import", "tasks.import_langsmith_runs", 15, "minutes", 15 * 60,
+        "Import LLM runs from LANGSMITH_IMPORT_PROJECTS as usage logs (does nothing without LangSmith settings).",
+    ),
 )  # fmt: skip
 
 
-def ensure_default_schedules(interval_model: Any, task_model: Any, changes_model: Any) -> int:
-    """Create the default schedules that do not exist yet; returns how many were created.
-    Takes the models as arguments so a data migration can pass its historical ones."""
+def ensure_default_schedules(
+    interval_model: Any, task_model: Any, changes_model: Any, names: tuple[str, ...] | None = None
+) -> int:
+    """Create the default schedules (those named, or all) that do not exist yet; returns how many were created.
+    Takes the models as arguments so a data migration can pass its historical ones. A later migration names only
+    the schedules it adds, so one an admin deleted is not brought back."""
     created = 0
     for default in DEFAULT_SCHEDULES:
+        if names is not None and default.name not in names:
+            continue
         interval, _ = interval_model.objects.get_or_create(every=default.every, period=default.period)
         _task, was_created = task_model.objects.get_or_create(
             name=default.name,

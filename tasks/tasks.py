@@ -16,6 +16,7 @@ from django.db import InterfaceError, OperationalError
 from analytics.cau import refresh_cau_snapshots
 from analytics.rollup import backfill_days, run_rollup
 from usage.alerts import send_spend_alerts as send_alerts
+from usage.langsmith_import import import_all_projects
 from usage.repricing import sync_prices_and_reprice
 
 TRANSIENT = (OperationalError, InterfaceError, ConnectionError)
@@ -52,3 +53,9 @@ def send_spend_alerts(user_ids: list[int] | None = None) -> dict[str, int]:
     """Alerts due for these users (everyone when None), and every unsent one. An email that could not be sent
     (SMTP down) stays unsent in the database, and the next run, a minute later by default, sends it."""
     return send_alerts(user_ids).as_dict()
+
+
+@shared_task(name="tasks.import_langsmith_runs", expires=15 * 60, **RETRYING)
+def import_langsmith_runs() -> dict[str, dict[str, int]]:
+    """LLM runs from the LANGSMITH_IMPORT_PROJECTS since each project's cursor, as usage logs (never twice)."""
+    return import_all_projects()

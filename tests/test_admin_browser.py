@@ -21,10 +21,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
-from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from analytics.rollup import run_rollup
-from tasks.schedules import ensure_default_schedules
 from usage import periods
 from usage.demo import load_demo_data
 from usage.models import AIUsageLog, UserSpendLimit
@@ -65,10 +63,14 @@ def browser() -> Iterator[Any]:
     driver.quit()
 
 
+# The live server reads the database from its own thread, so each test commits; serialized_rollback restores what
+# the migrations wrote (content types, default schedules) afterwards, as the other transactional tests expect.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
 @pytest.fixture
-def demo(transactional_db: None) -> Any:
+def demo(db: None) -> Any:
     """The prices and demo data `make run` loads, rolled up, and a staff login."""
-    ensure_default_schedules(IntervalSchedule, PeriodicTask, PeriodicTasks)  # a transactional test empties them
     sync_prices_and_reprice(source="", trigger="command")
     load_demo_data()
     run_rollup()
@@ -96,10 +98,19 @@ class Page:
         self.wait_for_new_page(button)
 
     def wait_for_new_page(self, old_element: Any) -> None:
-        from selenium.webdriver.support import expected_conditions
+        """Wait until `old_element`'s page was replaced and the new one has loaded. Chromium reports a node of the
+        old page as stale or, mid-navigation, as "not belonging to the document": either means it is gone."""
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old_element))
+        def replaced(driver: Any) -> bool:
+            try:
+                old_element.is_enabled()
+            except WebDriverException:
+                return bool(driver.execute_script("return document.readyState") == "complete")
+            return False
+
+        WebDriverWait(self.driver, 15).until(replaced)
 
     def css(self, selector: str) -> list[Any]:
         from selenium.webdriver.common.by import By
@@ -243,7 +254,7 @@ def test_system_page_lists_unpriced_models_and_jobs(page: Page) -> None:
     shown = {row.get_attribute("data-model"): int(row.find_elements("css selector", "td.num")[0].text)
              for row in page.css("#unpriced tbody tr")}  # fmt: skip
     assert shown == {row["model"]: row["calls"] for row in unpriced}
-    assert len(page.css("#schedules tbody tr")) == 4
+    assert len(page.css("#schedules tbody tr")) == 5
     assert [cell.text for cell in page.css("#rollups tbody tr td:nth-child(2)")] == ["succeeded"]
     assert page.console_errors() == []
     page.screenshot("system-metrics")

@@ -101,6 +101,7 @@ def test_default_schedules_exist_and_admin_edits_survive() -> None:
     rows = PeriodicTask.objects.filter(name__in=[d.name for d in DEFAULT_SCHEDULES]).order_by("name")
     assert sorted((t.task, t.interval.every, t.interval.period, t.enabled) for t in rows) == [
         ("tasks.compute_cau", 1, "days", True),
+        ("tasks.import_langsmith_runs", 15, "minutes", True),
         ("tasks.rollup_usage", 5, "minutes", True),
         ("tasks.send_spend_alerts", 1, "minutes", True),
         ("tasks.sync_ai_pricing", 1, "days", True),
@@ -111,6 +112,16 @@ def test_default_schedules_exist_and_admin_edits_survive() -> None:
     assert ensure_default_schedules(IntervalSchedule, PeriodicTask, PeriodicTasks) == 0
     rollup.refresh_from_db()
     assert (rollup.interval.every, rollup.interval.period) == (15, "minutes")
+
+
+@after_migrate
+def test_a_later_migration_adds_its_schedule_without_restoring_deleted_ones() -> None:
+    PeriodicTask.objects.filter(task__in=["tasks.compute_cau", "tasks.import_langsmith_runs"]).delete()
+    created = ensure_default_schedules(IntervalSchedule, PeriodicTask, PeriodicTasks, names=("LangSmith run import",))
+    assert created == 1
+    assert sorted(PeriodicTask.objects.filter(name__in=[d.name for d in DEFAULT_SCHEDULES]).values_list(
+        "task", flat=True)) == ["tasks.import_langsmith_runs", "tasks.rollup_usage", "tasks.send_spend_alerts",
+                                "tasks.sync_ai_pricing"]  # fmt: skip
 
 
 @after_migrate

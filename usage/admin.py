@@ -17,6 +17,7 @@ from usage.budgets import limit_cache
 from usage.models import (
     AIProviderPricing,
     ApiKey,
+    LangSmithImport,
     PricingSync,
     SpendAlert,
     UserSpendLimit,
@@ -160,3 +161,10 @@ class PricingSyncAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(LangSmithImport)
+class LangSmithImportAdmin(admin.ModelAdmin):
+    list_display = ("project", "cursor", "last_finished_at", "last_succeeded", "imported_total", "last_error")
+    readonly_fields = ("last_started_at", "last_finished_at", "last_succeeded", "last_report", "last_error",
+                       "imported_total")  # fmt: skip

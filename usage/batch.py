@@ -13,6 +13,7 @@ from django.db import connection, transaction
 
 from usage import budgets, periods, validation
 from usage.events import spend_threshold_crossed
+from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, UserDailySpend
 from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
 from usage.validation import InvalidUsage
@@ -84,6 +85,7 @@ def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
             log._state.adding = False
         added = _add_to_counters(cursor, inserted)
         _announce_crossings(added)
+        forward_after_commit(inserted)
     return {id(log) for log in inserted}
 
 

@@ -59,7 +59,12 @@ def check_status() -> LangSmithStatus:
 
 
 def _reason(exc: Exception) -> str:
+    """What staff need to act on: a timeout or a refused connection said plainly, anything else abridged."""
     text = " ".join(str(exc).split())
+    if "timed out" in text.lower():
+        return f"no answer within {settings.LANGSMITH_TIMEOUT_SECONDS} s from {settings.LANGSMITH_ENDPOINT}"
+    if "connection refused" in text.lower():
+        return f"connection refused by {settings.LANGSMITH_ENDPOINT}"
     return f"{type(exc).__name__}: {text[:200]}"
 
 

@@ -340,3 +340,22 @@ class PricingSync(models.Model):
 
     def __str__(self) -> str:
         return f"pricing sync {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LangSmithImport(models.Model):
+    """Where the import of one LangSmith project has got to, and how its last run ended."""
+
+    project = models.CharField(max_length=200, unique=True)
+    cursor = models.DateTimeField(null=True, blank=True, help_text="runs that started from here (less an overlap)")
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_succeeded = models.BooleanField(null=True)
+    last_report = models.JSONField(default=dict, blank=True)
+    last_error = models.TextField(blank=True)
+    imported_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "LangSmith import"
+
+    def __str__(self) -> str:
+        return f"LangSmith project {self.project}"

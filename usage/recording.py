@@ -14,6 +14,7 @@ from django.utils import timezone
 from usage import budgets, periods, validation
 from usage.db import fetch_one
 from usage.events import spend_threshold_crossed
+from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, CallStatus, UserDailySpend
 from usage.pricing import TokenCounts, price_call
 
@@ -159,6 +160,7 @@ def save_log(log: AIUsageLog) -> RecordResult:
     log.pk = inserted.log_id
     log._state.adding = False
     _announce_crossing(log, inserted.spend)
+    forward_after_commit([log])
     return RecordResult(log)
 
 
