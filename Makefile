@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python -m bench.rollup
 	$(BIN)/python -m bench.graphql
 	$(BIN)/python -m bench.admin_pages --reuse
+	$(BIN)/python -m bench.langsmith_forward
 
 clean:
 	rm -rf $(VENV) var

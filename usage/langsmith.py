@@ -33,16 +33,23 @@ def configured() -> bool:
     return bool(settings.LANGSMITH_API_KEY)
 
 
-def probe_client() -> Any:
-    """A client for one quick request: no retries, a short timeout, no background batching thread."""
+def langsmith_client(retries: int, timeout_seconds: float) -> Any:
+    """A client for the configured LangSmith that sends each request itself (no batching thread of its own: our
+    callers are already in the background or must answer at once), with bounded retries and timeout."""
     from langsmith import Client
     from urllib3.util import Retry
 
-    timeout_ms = settings.LANGSMITH_TIMEOUT_SECONDS * 1000
+    timeout_ms = int(timeout_seconds * 1000)
     return Client(
         api_url=settings.LANGSMITH_ENDPOINT, api_key=settings.LANGSMITH_API_KEY, web_url=settings.LANGSMITH_WEB_URL,
-        retry_config=Retry(total=0), timeout_ms=(timeout_ms, timeout_ms), auto_batch_tracing=False,
+        retry_config=Retry(total=retries, backoff_factor=0.5), timeout_ms=(timeout_ms, timeout_ms),
+        auto_batch_tracing=False,
     )  # fmt: skip
+
+
+def probe_client() -> Any:
+    """For the status check: one quick request, no retries."""
+    return langsmith_client(retries=0, timeout_seconds=settings.LANGSMITH_TIMEOUT_SECONDS)
 
 
 def check_status() -> LangSmithStatus:

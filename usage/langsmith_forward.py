@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from usage.langsmith import langsmith_client
 from usage.models import AIUsageLog, CallStatus
 
 logger = logging.getLogger(__name__)
@@ -144,16 +145,7 @@ class RunSender:
 
 
 def forwarding_client() -> Any:
-    """Posts each run itself (no second batching thread: ours already runs in the background), with a bounded
-    timeout and a couple of retries."""
-    from langsmith import Client
-    from urllib3.util import Retry
-
-    timeout_ms = settings.LANGSMITH_TIMEOUT_SECONDS * 1000
-    return Client(
-        api_url=settings.LANGSMITH_ENDPOINT, api_key=settings.LANGSMITH_API_KEY, auto_batch_tracing=False,
-        timeout_ms=(timeout_ms, timeout_ms), retry_config=Retry(total=2, backoff_factor=0.5),
-    )  # fmt: skip
+    return langsmith_client(retries=2, timeout_seconds=settings.LANGSMITH_TIMEOUT_SECONDS)
 
 
 _sender: RunSender | None = None

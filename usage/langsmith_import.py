@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from usage.batch import record_batch
+from usage.langsmith import langsmith_client
 from usage.models import CallStatus, LangSmithImport
 from usage.validation import InvalidUsage
 
@@ -38,14 +39,7 @@ class ImportReport:
 
 
 def import_client() -> Any:
-    from langsmith import Client
-    from urllib3.util import Retry
-
-    timeout_ms = settings.LANGSMITH_TIMEOUT_SECONDS * 1000 * 3  # a page of runs can take longer than a probe
-    return Client(
-        api_url=settings.LANGSMITH_ENDPOINT, api_key=settings.LANGSMITH_API_KEY, auto_batch_tracing=False,
-        timeout_ms=(timeout_ms, timeout_ms), retry_config=Retry(total=2, backoff_factor=0.5),
-    )  # fmt: skip
+    return langsmith_client(retries=2, timeout_seconds=settings.LANGSMITH_TIMEOUT_SECONDS * 3)  # pages take longer
 
 
 def import_all_projects() -> dict[str, dict[str, int]]:
