@@ -188,6 +188,15 @@ def _grouped(queryset: QuerySet[Any], time_field: str, keys: list[str], granular
         names = ["period", *names]
     if with_users and "user_id" not in names:
         names = [*names, "user_id"]
+    return _grouped_rows(queryset, names, metrics)
+
+
+def _grouped_rows(queryset: QuerySet[Any], names: list[str], metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per group; with no group, one row of totals (an empty values() would mean every column, ungrouped:
+    a row per summary row)."""
+    if not names:
+        totals = queryset.order_by().aggregate(**metrics)
+        return [totals] if totals["total_requests"] else []  # no calls: no row, as a grouped query gives
     return list(queryset.order_by().values(*names).annotate(**metrics))
 
 
@@ -270,10 +279,10 @@ class SliceQuery:
             rows, names = rows.annotate(period=DATE_TRUNCATE[self.granularity]("date")), ["period", *names]
         if self.with_users and "user_id" not in names:
             names = [*names, "user_id"]
-        grouped = rows.order_by().values(*names).annotate(**self._wanted(summary_metrics()))
         if self.top is not None and names == ["user_id"]:
+            grouped = rows.order_by().values(*names).annotate(**self._wanted(summary_metrics()))
             return _top_rows(grouped, self.top, also)
-        found = list(grouped)
+        found = _grouped_rows(rows, names, self._wanted(summary_metrics()))
         for row in found:
             if "period" in row:
                 row["period"] = zone_start(row["period"], self.zone)
