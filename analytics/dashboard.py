@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.db.models import Count, Max, Min
@@ -35,11 +36,13 @@ def add(into: Measures, more: Measures) -> None:
     into.users |= more.users
 
 
-def sum_by(rows: list[SliceRow], key: str) -> list[tuple[Any, Measures]]:
-    """Measures summed per value of one key, costliest first (then by name, so ties have a stable order)."""
+def sum_by(rows: list[SliceRow], *keys: str) -> list[tuple[Any, Measures]]:
+    """Measures summed per value of one key (or per tuple of values of several), costliest first (then by name,
+    so ties have a stable order)."""
     groups: dict[Any, Measures] = defaultdict(Measures)
     for row in rows:
-        add(groups[row.key[key]], row.measures)
+        value = row.key[keys[0]] if len(keys) == 1 else tuple(row.key[key] for key in keys)
+        add(groups[value], row.measures)
     return sorted(groups.items(), key=lambda item: (-item[1].total_cost, -item[1].total_requests, str(item[0])))
 
 
@@ -63,8 +66,9 @@ class WindowFigures:
         return sum_by(self.result.rows, key)
 
     def day(self, day: date) -> Measures:
-        return dict(self.daily()).get(day, Measures())
+        return dict(self.daily).get(day, Measures())
 
+    @cached_property
     def daily(self) -> list[tuple[date, Measures]]:
         """Every day of the window, oldest first, days without calls included (a chart needs the gaps)."""
         found = {

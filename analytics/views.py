@@ -32,7 +32,6 @@ from analytics.dashboard import (
     unpriced_models,
     window_figures,
 )
-from analytics.slices import SliceRow
 from usage import periods
 from usage.budgets import SPEND_ORDERINGS, SpendStatus, UserSpendRow, every_user_spend
 from usage.langsmith import langsmith_status
@@ -101,7 +100,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     board = dashboard(days)
     providers = board.figures.by("provider")
     models = board.figures.by("model")
-    daily = board.figures.daily()
+    daily = board.figures.daily
     return _page(
         request, "dashboard.html", "AI Analytics Dashboard",
         days=days, windows=WINDOWS, board=board, totals=board.figures.totals, providers=providers,
@@ -180,15 +179,10 @@ def _spend_csv(rows: list[UserSpendRow]) -> HttpResponse:
 def system_view(request: HttpRequest) -> HttpResponse:
     days = _days(request)
     figures = window_figures(days, group_by=("provider", "model", "feature"))
+    models = [(provider, model, m) for (provider, model), m in sum_by(figures.result.rows, "provider", "model")]
     return _page(
         request, "system.html", "AI System Metrics",
         days=days, windows=WINDOWS, totals=figures.totals, features=figures.by("feature"),
-        models=_model_rows(figures.result.rows), unpriced=unpriced_models(), rollups=recent_rollups(),
+        models=models, unpriced=unpriced_models(), rollups=recent_rollups(),
         syncs=recent_pricing_syncs(), schedules=PeriodicTask.objects.order_by("name"), langsmith=langsmith_status(),
     )  # fmt: skip
-
-
-def _model_rows(rows: list[SliceRow]) -> list[tuple[str, str, Any]]:
-    """(provider, model, measures) per model, costliest first."""
-    keyed = [SliceRow({"pm": (row.key["provider"], row.key["model"])}, row.measures) for row in rows]
-    return [(provider, model, measures) for (provider, model), measures in sum_by(keyed, "pm")]
