@@ -11,9 +11,10 @@ from django.contrib.auth import get_user_model
 from strawberry.scalars import JSON
 from strawberry.utils.str_converters import to_camel_case
 
-from graphql_api.permissions import BadArgumentError, sees_everyone
+from graphql_api.permissions import BadArgumentError, ServiceUnavailableError, sees_everyone
 from graphql_api.scalars import Count
 from usage.batch import record_batch
+from usage.db import DatabaseUnavailable, database_available
 from usage.recording import RecordResult
 from usage.validation import InvalidUsage
 
@@ -128,9 +129,23 @@ def _call(event: UsageEventInput, owners: _Owners) -> dict[str, Any]:
     }
 
 
+NOT_RECORDED = (
+    "recordUsage: nothing was recorded, the database is unavailable; send the same events again "
+    "(a repeated eventId is reported as a duplicate, never stored twice)"
+)
+
+
 def record_events(events: list[UsageEventInput], caller: Any) -> list[EventResult]:
     if len(events) > MAX_EVENTS:
         raise BadArgumentError("events", f"at most {MAX_EVENTS} per call, got {len(events)}")
+    try:
+        with database_available("recordUsage"):
+            return _record(events, caller)
+    except DatabaseUnavailable as exc:
+        raise ServiceUnavailableError(NOT_RECORDED) from exc
+
+
+def _record(events: list[UsageEventInput], caller: Any) -> list[EventResult]:
     owners = _Owners(caller, events)
     calls: list[dict[str, Any] | InvalidUsage] = []
     for event in events:

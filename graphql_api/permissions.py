@@ -21,7 +21,11 @@ class BadArgumentError(Exception):
         super().__init__(f"{argument}: {problem}")
 
 
-VISIBLE_ERRORS = (PermissionDeniedError, BadArgumentError, InvalidUsage)
+class ServiceUnavailableError(Exception):
+    """A dependency (the database) is down; the message says what was not done, without internal addresses."""
+
+
+VISIBLE_ERRORS = (PermissionDeniedError, BadArgumentError, InvalidUsage, ServiceUnavailableError)
 
 
 def should_mask_error(error: GraphQLError) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from usage import budgets, periods, validation
+from usage.db import database_available
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, UserDailySpend
@@ -62,10 +63,11 @@ def record_batch(calls: list[dict[str, Any]]) -> list[RecordResult | InvalidUsag
         valid.append(log)
         outcomes.append(RecordResult(log))
     if connection.vendor != "postgresql":  # the embedded database: one call at a time, in one transaction
-        with transaction.atomic():
+        with database_available("the batch was not recorded"), transaction.atomic():
             saved = {id(log): save_log(log) for log in valid}
         return [o if isinstance(o, InvalidUsage) or o.log is None else saved[id(o.log)] for o in outcomes]
-    inserted = _insert_batch(valid) if valid else set()
+    with database_available("the batch was not recorded"):
+        inserted = _insert_batch(valid) if valid else set()
     return [o if isinstance(o, InvalidUsage) or id(o.log) in inserted else RecordResult(None) for o in outcomes]
 
 

@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database could not be reached or went away during a call (restart, failover, network).
+
+    Nothing of the failed statement is kept. Repeating the call with the same event_id is safe: if its commit did
+    get through before the connection broke, the repeat reports a duplicate instead of storing it twice.
+    """
+
+
+@contextmanager
+def database_available(action: str) -> Iterator[None]:
+    """Turn a lost or refused connection into DatabaseUnavailable naming what could not be done.
+
+    Outside a transaction the broken connection is closed as well, so the next call opens a new one: a worker or
+    script that keeps running recovers once the database is back (Django only does this between web requests).
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        if not connection.in_atomic_block:
+            with suppress(DatabaseError):
+                connection.close()
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"{action}: the database is unavailable ({reason})") from exc
 
 
 def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:

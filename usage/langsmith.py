@@ -6,12 +6,16 @@ hangs on it, and its answer is cached for a minute (shared between processes whe
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
+logger = logging.getLogger(__name__)
 STATUS_CACHE_KEY = "langsmith:status"
 STATUS_CACHE_SECONDS = 60
 CONNECTED, DISCONNECTED, NOT_CONFIGURED = "connected", "disconnected", "not configured"
@@ -77,13 +81,25 @@ def _reason(exc: Exception) -> str:
 
 def langsmith_status() -> LangSmithStatus:
     """The cached state (at most a minute old)."""
-    cached = cache.get(STATUS_CACHE_KEY)
-    if cached is not None:
-        return LangSmithStatus(**cached)
+    with _cache_may_be_down():
+        cached = cache.get(STATUS_CACHE_KEY)
+        if cached is not None:
+            return LangSmithStatus(**cached)
     status = check_status()
-    cache.set(STATUS_CACHE_KEY, asdict(status), STATUS_CACHE_SECONDS)
+    with _cache_may_be_down():
+        cache.set(STATUS_CACHE_KEY, asdict(status), STATUS_CACHE_SECONDS)
     return status
 
 
 def forget_status() -> None:
-    cache.delete(STATUS_CACHE_KEY)
+    with _cache_may_be_down():
+        cache.delete(STATUS_CACHE_KEY)
+
+
+@contextmanager
+def _cache_may_be_down() -> Iterator[None]:
+    """The cache only saves requests to LangSmith: with Redis down the status is checked afresh, pages still load."""
+    try:
+        yield
+    except Exception as exc:  # redis-py's ConnectionError and TimeoutError, whichever client raises them
+        logger.warning("cache unavailable, LangSmith status not cached: %s", exc)

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from usage import budgets, periods, validation
-from usage.db import fetch_one
+from usage.db import database_available, fetch_one
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, CallStatus, UserDailySpend
@@ -153,8 +153,10 @@ def _announce_crossing(log: AIUsageLog, spend_after: tuple[Decimal, Decimal] | N
 
 
 def save_log(log: AIUsageLog) -> RecordResult:
-    """Store one validated log. A repeated event_id stores nothing and is reported as a duplicate."""
-    inserted = _insert(log)
+    """Store one validated log. A repeated event_id stores nothing and is reported as a duplicate.
+    Raises DatabaseUnavailable when the database cannot be reached."""
+    with database_available("the call was not recorded"):
+        inserted = _insert(log)
     if inserted is None:
         return RecordResult(None)
     log.pk = inserted.log_id

@@ -25,12 +25,13 @@ from django.utils import timezone
 
 from usage import budgets, validation
 from usage.adapters import tokens_from_response
+from usage.db import DatabaseUnavailable, database_available
 from usage.models import AIUsageLog, CallStatus
 from usage.pricing import TokenCounts
 from usage.recording import RecordResult, build_log, record_usage, save_log
 from usage.validation import InvalidUsage
 
-__all__ = ["AIUsageTracker", "BudgetExceeded", "InvalidUsage", "RecordResult", "record_usage"]
+__all__ = ["AIUsageTracker", "BudgetExceeded", "DatabaseUnavailable", "InvalidUsage", "RecordResult", "record_usage"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,8 @@ class AIUsageTracker:
         )["user_id"]
         validation.check_metadata("request_meta", request_meta)
         if enforce_budget and user_id is not None:
-            spend = budgets.spend_status(user_id)
+            with database_available("the spend limit could not be checked"):
+                spend = budgets.spend_status(user_id)
             if spend.status == budgets.SpendStatus.EXCEEDED:
                 raise BudgetExceeded(spend)
         tracker = cls(fields)

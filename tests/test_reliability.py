@@ -1,0 +1,115 @@
+"""The system under load and faults, on PostgreSQL and Redis: every call and every cent is kept.
+
+Each test drives real OS processes against the real services, then compares the database with totals computed
+from the inputs alone. The fault tests start services of their own (a Redis, a PostgreSQL cluster, a Celery
+worker) so that killing one never touches the shared ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from tests.conftest import requires_postgres
+from tests.helpers.process import ROOT
+from tests.helpers.services import database_url
+from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, storm_events
+from usage import periods
+from usage.apikeys import create_api_key
+from usage.models import AIUsageLog, UserDailySpend
+
+pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+PROCESSES = 4
+STORM_EVENTS = 10_000
+
+
+def run_helper(script: str, argument_lists: list[list[str]], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Run one helper process per argument list at once; every JSON line they print, in one list."""
+    env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/helpers" / script), *arguments],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for arguments in argument_lists
+    ]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), [err[-3000:] for _out, err in outputs]
+    return [json.loads(line) for out, _err in outputs for line in out.splitlines()]
+
+
+def storm_cost(event: dict[str, Any]) -> Decimal:
+    return (event["input_tokens"] * INPUT_PRICE + event["output_tokens"] * OUTPUT_PRICE) / 1_000_000
+
+
+def assert_counters_equal_logs() -> None:
+    """The live spend counters hold exactly what the logs hold, per user and reporting day."""
+    per_day: dict[tuple[int, Any], list[Any]] = defaultdict(lambda: [Decimal(0), 0])
+    for user_id, occurred_at, cost in AIUsageLog.objects.values_list("user_id", "occurred_at", "total_cost"):
+        entry = per_day[(user_id, periods.reporting_day(occurred_at))]
+        entry[0] += cost or 0
+        entry[1] += 1
+    counters = {(c.user_id, c.day): [c.cost, c.requests] for c in UserDailySpend.objects.all()}
+    assert counters == dict(per_day)
+
+
+@pytest.mark.parametrize("channel", ["python", "graphql"])
+def test_a_replay_storm_stores_each_event_once(channel: str, make_price: Any) -> None:
+    """10,000 unique events, each sent 3 times by different processes of 4 running at once."""
+    make_price(input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
+    users = [get_user_model().objects.create_user(f"storm{n}") for n in range(5)]
+    staff = get_user_model().objects.create_user("ingest", is_staff=True)
+    _key, raw_key = create_api_key(staff, "storm")
+    user_ids = ",".join(str(u.pk) for u in users)
+    latest = (timezone.now() - timedelta(minutes=1)).replace(microsecond=0)
+    start_at = str(time.time() + 3)
+
+    outcomes = run_helper(
+        "storm_writer.py",
+        [
+            [channel, str(p), str(PROCESSES), str(STORM_EVENTS), user_ids, latest.isoformat(), start_at, raw_key]
+            for p in range(PROCESSES)
+        ],
+    )
+
+    events = storm_events(STORM_EVENTS, [u.pk for u in users], latest)
+    assert len(outcomes) == 3 * STORM_EVENTS
+    per_event = defaultdict(Counter)
+    for outcome in outcomes:
+        per_event[outcome["event_id"]][outcome["outcome"]] += 1
+    assert set(per_event) == {e["event_id"] for e in events}
+    assert {eid: dict(c) for eid, c in per_event.items()} == {
+        e["event_id"]: {"recorded": 1, "duplicate": 2} for e in events
+    }
+    expected_total = sum(storm_cost(e) for e in events)
+    stored = AIUsageLog.objects.aggregate(
+        rows=Count("id"), events=Count("event_id", distinct=True), cost=Sum("total_cost"), tokens=Sum("input_tokens")
+    )
+    assert stored == {
+        "rows": STORM_EVENTS,
+        "events": STORM_EVENTS,
+        "cost": expected_total,
+        "tokens": sum(e["input_tokens"] for e in events),
+    }
+    per_user: dict[int, Decimal] = defaultdict(Decimal)
+    for event in events:
+        per_user[event["user"]] += storm_cost(event)
+    assert dict(AIUsageLog.objects.values_list("user_id").annotate(Sum("total_cost")).order_by()) == per_user
+    assert_counters_equal_logs()
+    assert UserDailySpend.objects.aggregate(n=Sum("requests"))["n"] == STORM_EVENTS
