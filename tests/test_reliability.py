@@ -28,7 +28,8 @@ from tests.helpers.services import database_url
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, storm_events
 from usage import periods
 from usage.apikeys import create_api_key
-from usage.models import AIUsageLog, UserDailySpend
+from usage.models import AIUsageLog, UserDailySpend, UserSpendLimit
+from usage.tracker import AIUsageTracker, BudgetExceeded, record_usage
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -113,3 +114,48 @@ def test_a_replay_storm_stores_each_event_once(channel: str, make_price: Any) ->
     assert dict(AIUsageLog.objects.values_list("user_id").annotate(Sum("total_cost")).order_by()) == per_user
     assert_counters_equal_logs()
     assert UserDailySpend.objects.aggregate(n=Sum("requests"))["n"] == STORM_EVENTS
+
+
+EDGE_CALLS, EDGE_THREADS = 50, 4  # 50 calls from 4 processes of 4 threads: 16 in flight at a time
+EDGE_TOKENS = 1000  # 0.0025 USD a call at 2.5 USD per million input tokens
+
+
+def test_budget_edge_overspends_only_by_calls_already_in_flight(make_price: Any) -> None:
+    make_price(input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
+    user = get_user_model().objects.create_user("edge")
+    UserSpendLimit.objects.create(user=user, daily_limit=Decimal("1.00"), monthly_limit=Decimal("1000"))
+    call_cost = EDGE_TOKENS * INPUT_PRICE / 1_000_000
+    # 3.5 calls below the limit: the 4th call to commit reaches it.
+    prior_tokens = int((Decimal("1.00") - Decimal("3.5") * call_cost) / INPUT_PRICE * 1_000_000)
+    record_usage(user=user, feature="edge", provider="acme", model="acme-1", input_tokens=prior_tokens)
+    start_at = str(time.time() + 3)
+    shares = [len(range(p, EDGE_CALLS, PROCESSES)) for p in range(PROCESSES)]  # 13, 13, 12, 12
+
+    outcomes = run_helper(
+        "budget_writer.py",
+        [[str(p), str(shares[p]), str(EDGE_THREADS), str(user.pk), str(EDGE_TOKENS), "0.2", start_at]
+         for p in range(PROCESSES)],
+    )  # fmt: skip
+
+    assert len(outcomes) == EDGE_CALLS
+    admitted = [o for o in outcomes if o["admitted"]]
+    refused = [o for o in outcomes if not o["admitted"]]
+    assert len(refused) > 0
+    for outcome in refused:
+        assert outcome["reason"].startswith(f"user {user.pk} has exceeded the daily AI spend limit: ")
+        assert outcome["reason"].endswith(" of 1.00 USD")
+    # The limit was reached once 4 calls had committed: by the 4th-earliest "committed" time at the latest.
+    reached_at = sorted(o["done"] for o in admitted)[3]
+    assert [o["event_id"] for o in admitted if o["check_started"] >= reached_at] == []
+    in_flight = [o for o in admitted if o["check_started"] < reached_at < o["done"]]
+    spend = AIUsageLog.objects.aggregate(n=Count("id"), cost=Sum("total_cost"))
+    assert spend == {"n": len(admitted) + 1, "cost": prior_tokens * INPUT_PRICE / 1_000_000 + len(admitted) * call_cost}
+    overspend = spend["cost"] - Decimal("1.00")
+    assert Decimal(0) <= overspend <= (len(in_flight) + 1) * call_cost
+    assert_counters_equal_logs()
+    # Once over, a further enforced call is refused before it runs and writes nothing.
+    with pytest.raises(BudgetExceeded), AIUsageTracker.track_ai_request(
+        user=user, feature="edge", provider="acme", model="acme-1", enforce_budget=True
+    ):
+        pytest.fail("the call ran although the user is over the limit")
+    assert AIUsageLog.objects.count() == len(admitted) + 1
