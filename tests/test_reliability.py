@@ -19,15 +19,18 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 
+from analytics.models import DailyUsageSummary, UsageHourlyBucket, UserAICostSummary, UserMonthlyAICostSummary
+from analytics.rollup import run_rollup
 from tests.conftest import requires_postgres
 from tests.helpers.process import ROOT
 from tests.helpers.services import database_url
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, storm_events
 from usage import periods
 from usage.apikeys import create_api_key
+from usage.batch import record_batch
 from usage.models import AIUsageLog, UserDailySpend, UserSpendLimit
 from usage.tracker import AIUsageTracker, BudgetExceeded, record_usage
 
@@ -154,8 +157,65 @@ def test_budget_edge_overspends_only_by_calls_already_in_flight(make_price: Any)
     assert Decimal(0) <= overspend <= (len(in_flight) + 1) * call_cost
     assert_counters_equal_logs()
     # Once over, a further enforced call is refused before it runs and writes nothing.
-    with pytest.raises(BudgetExceeded), AIUsageTracker.track_ai_request(
-        user=user, feature="edge", provider="acme", model="acme-1", enforce_budget=True
+    with (
+        pytest.raises(BudgetExceeded),
+        AIUsageTracker.track_ai_request(
+            user=user, feature="edge", provider="acme", model="acme-1", enforce_budget=True
+        ),
     ):
         pytest.fail("the call ran although the user is over the limit")
     assert AIUsageLog.objects.count() == len(admitted) + 1
+
+
+TINY_CALLS, TINY_BATCH = 1_000_000, 10_000
+TINY_PRICE = Decimal("0.15")  # USD per million tokens: 1.5e-7 a token
+
+
+def tiny_call(i: int, user_ids: list[int], now: Any) -> dict[str, Any]:
+    """1, 2 or 3 tokens: (1 in), (1 in, 1 out), (2 in, 1 out)."""
+    return {
+        "user": user_ids[i % len(user_ids)],
+        "feature": "tiny",
+        "provider": "tiny",
+        "model": "tiny-1",
+        "input_tokens": 2 if i % 3 == 2 else 1,
+        "output_tokens": 0 if i % 3 == 0 else 1,
+        "occurred_at": now - timedelta(seconds=i // 2),  # about six days back
+        "event_id": f"tiny-{i}",
+    }
+
+
+def test_a_million_calls_at_a_tiny_price_sum_exactly(make_price: Any) -> None:
+    make_price(provider="tiny", model="tiny-1", input_price=TINY_PRICE, output_price=TINY_PRICE)
+    user_ids = [get_user_model().objects.create_user(f"tiny{n}").pk for n in range(10)]
+    now = timezone.now()
+    for start in range(0, TINY_CALLS, TINY_BATCH):
+        outcomes = record_batch([tiny_call(i, user_ids, now) for i in range(start, start + TINY_BATCH)])
+        assert [o.outcome for o in outcomes if not isinstance(o, Exception)] == ["recorded"] * TINY_BATCH
+
+    per_token = TINY_PRICE / 1_000_000
+    tokens = sum(1 + i % 3 for i in range(TINY_CALLS))  # 1, 2, 3 tokens in turn
+    assert tokens == 1_999_999  # 333,334 calls of 1 token, 333,333 of 2 and 333,333 of 3
+    expected = tokens * per_token
+    assert expected == Decimal("0.29999985")
+    stored = AIUsageLog.objects.aggregate(
+        n=Count("id"),
+        zero_or_unpriced=Count("id", filter=Q(total_cost__isnull=True) | Q(total_cost=0)),
+        cheapest=Min("total_cost"),
+        dearest=Max("total_cost"),
+        cost=Sum("total_cost"),
+    )
+    assert stored == {
+        "n": TINY_CALLS,
+        "zero_or_unpriced": 0,
+        "cheapest": Decimal("0.00000015"),
+        "dearest": Decimal("0.00000045"),
+        "cost": expected,
+    }
+    assert UserDailySpend.objects.aggregate(c=Sum("cost"), n=Sum("requests")) == {"c": expected, "n": TINY_CALLS}
+
+    run = run_rollup()
+    assert run.outcome == "succeeded", run.error
+    for summary in (UserAICostSummary, UserMonthlyAICostSummary, DailyUsageSummary, UsageHourlyBucket):
+        totals = summary.objects.aggregate(c=Sum("total_cost"), n=Sum("total_requests"))
+        assert totals == {"c": expected, "n": TINY_CALLS}, summary.__name__

@@ -40,7 +40,12 @@ class TokenCounts:
 
 def normalise_provider(provider: str) -> str:
     """The catalog's id for a provider name ("OpenAI", "gemini" -> "openai", "google"); else the name lower-cased."""
-    name = provider.strip().lower()
+    return _catalog_provider_id(provider.strip().lower())
+
+
+@lru_cache(maxsize=1024)
+def _catalog_provider_id(name: str) -> str:
+    """Cached: the catalog lookup walks every provider's patterns, which cost more than a call's insert."""
     found = find_provider_by_id(data_snapshot.get_snapshot().providers, name) if name else None
     return found.id if found else name
 

@@ -77,9 +77,12 @@ def check_tokens(**counts: Any) -> TokenCounts:
     return tokens
 
 
+STATUSES = tuple(CallStatus.values)  # computed once: the enum builds the list afresh on every access
+
+
 def check_status(value: Any) -> str:
-    if value not in CallStatus.values:
-        raise InvalidUsage("status", f"{value!r} is not one of {', '.join(CallStatus.values)}")
+    if value not in STATUSES:
+        raise InvalidUsage("status", f"{value!r} is not one of {', '.join(STATUSES)}")
     return str(value)
 
 
