@@ -20,42 +20,50 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Min, Q, Sum
+from django.test import Client
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from analytics.models import DailyUsageSummary, UsageHourlyBucket, UserAICostSummary, UserMonthlyAICostSummary
 from analytics.rollup import run_rollup
 from tests.conftest import requires_postgres
 from tests.helpers.process import ROOT
-from tests.helpers.services import database_url
+from tests.helpers.services import RedisServer, SmtpInbox, WorkerProcess, database_url, wait_for
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, storm_events
 from usage import periods
+from usage.alerts import compose, send_spend_alerts
 from usage.apikeys import create_api_key
 from usage.batch import record_batch
-from usage.models import AIUsageLog, UserDailySpend, UserSpendLimit
+from usage.models import AIUsageLog, AlertPeriod, SpendAlert, UserDailySpend, UserSpendLimit
 from usage.tracker import AIUsageTracker, BudgetExceeded, record_usage
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 PROCESSES = 4
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 STORM_EVENTS = 10_000
 
 
-def run_helper(script: str, argument_lists: list[list[str]], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Run one helper process per argument list at once; every JSON line they print, in one list."""
+def start_helpers(script: str, argument_lists: list[list[str]], env: dict[str, str] | None = None) -> list[Any]:
+    """One helper process per argument list, all started at once."""
     env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(ROOT / "tests/helpers" / script), *arguments],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    command = [sys.executable, str(ROOT / "tests/helpers" / script)]
+    return [
+        subprocess.Popen([*command, *arguments], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for arguments in argument_lists
     ]
+
+
+def collect(procs: list[Any]) -> list[dict[str, Any]]:
+    """Wait for the helpers; every JSON line they printed, in one list. Each must have exited cleanly."""
     outputs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0] * len(procs), [err[-3000:] for _out, err in outputs]
     return [json.loads(line) for out, _err in outputs for line in out.splitlines()]
+
+
+def run_helper(script: str, argument_lists: list[list[str]], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    return collect(start_helpers(script, argument_lists, env))
 
 
 def storm_cost(event: dict[str, Any]) -> Decimal:
@@ -219,3 +227,80 @@ def test_a_million_calls_at_a_tiny_price_sum_exactly(make_price: Any) -> None:
     for summary in (UserAICostSummary, UserMonthlyAICostSummary, DailyUsageSummary, UsageHourlyBucket):
         totals = summary.objects.aggregate(c=Sum("total_cost"), n=Sum("total_requests"))
         assert totals == {"c": expected, "n": TINY_CALLS}, summary.__name__
+
+
+OUTAGE_USERS = 4
+OUTAGE_CALL_COST = (1000 * INPUT_PRICE + 100 * OUTPUT_PRICE) / 1_000_000  # 0.0035 USD
+
+
+def outage_users() -> tuple[list[Any], Any]:
+    """Four users whose daily limit the load crosses (80% after about 366 calls in all, 100% after 458: while the
+    service is down), and one already over a tiny limit."""
+    users = [get_user_model().objects.create_user(f"load{n}", f"load{n}@example.com") for n in range(OUTAGE_USERS)]
+    for user in users:
+        UserSpendLimit.objects.create(user=user, daily_limit=Decimal("0.40"), monthly_limit=Decimal("1000"))
+    blocked = get_user_model().objects.create_user("blocked")
+    UserSpendLimit.objects.create(user=blocked, daily_limit=Decimal("0.01"), monthly_limit=Decimal("1000"))
+    record_usage(user=blocked, feature="setup", provider="acme", model="acme-1", input_tokens=10_000)  # 0.025 USD
+    return users, blocked
+
+
+def count_logs() -> int:
+    return AIUsageLog.objects.filter(feature="outage").count()
+
+
+def assert_every_call_stored_once(outcomes: list[dict[str, Any]], sent: int) -> None:
+    calls = [o for o in outcomes if "event_id" in o]
+    finally_stored = {o["event_id"] for o in calls if o["outcome"] in ("recorded", "duplicate")}
+    assert len(finally_stored) == sent
+    stored = AIUsageLog.objects.filter(feature="outage").aggregate(n=Count("id"), c=Sum("total_cost"))
+    assert stored == {"n": sent, "c": sent * OUTAGE_CALL_COST}
+    assert set(AIUsageLog.objects.filter(feature="outage").values_list("event_id", flat=True)) == finally_stored
+    assert_counters_equal_logs()
+
+
+def test_redis_going_down_mid_writes_loses_no_call_and_no_alert(make_price: Any, tmp_path: Any) -> None:
+    make_price(input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
+    users, blocked = outage_users()
+    redis = RedisServer()
+    redis.start()
+    with SmtpInbox() as inbox:
+        services = {"REDIS_URL": redis.url, "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(inbox.port)}
+        worker = WorkerProcess({**os.environ, "DATABASE_URL": database_url(), **services}, tmp_path / "worker.log")
+        worker.start()
+        try:
+            user_ids = ",".join(str(u.pk) for u in users)
+            start_at = str(time.time() + 2)
+            writers = start_helpers(
+                "outage_writer.py", [[str(p), "1500", user_ids, str(blocked.pk), "0.003", start_at] for p in (0, 1)],
+                services,
+            )  # fmt: skip
+            wait_for(lambda: count_logs() >= 400, what="400 calls before the outage")
+            redis.kill()
+            down_from = count_logs()
+            with override_settings(CACHES={"default": {"BACKEND": REDIS_CACHE, "LOCATION": redis.url}}):
+                staff = get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
+                client = Client()
+                client.force_login(staff)
+                assert client.get("/admin/ai-analytics/").status_code == 200  # the dashboard without its cache
+            wait_for(lambda: count_logs() >= down_from + 600, what="600 calls during the outage")
+            redis.start()
+            outcomes = collect(writers)
+        finally:
+            worker.stop()
+            redis.stop()
+        with override_settings(EMAIL_BACKEND=SMTP_BACKEND, EMAIL_HOST="127.0.0.1", EMAIL_PORT=inbox.port):
+            send_spend_alerts()  # the next scheduled run
+        subjects = inbox.subjects()
+
+    assert [o for o in outcomes if o.get("outcome") not in (None, "recorded")] == []  # none failed, none repeated
+    assert_every_call_stored_once(outcomes, 3000)
+    # The limit was enforced from the database all along, with Redis up and down.
+    assert Counter(o["blocked"] for o in outcomes if "blocked" in o) == {"refused": 300}
+    assert AIUsageLog.objects.filter(user=blocked).count() == 1
+    # Every user crossed 100% of the daily limit: one email each for it, none twice, none left unsent.
+    alerts = SpendAlert.objects.filter(user__in=users)
+    assert alerts.filter(sent_at__isnull=True, superseded=False).count() == 0
+    sent = list(alerts.filter(sent_at__isnull=False))
+    assert sorted(subjects) == sorted(compose(alert).subject for alert in sent)
+    assert {(a.user_id, a.period) for a in sent if a.threshold == 100} == {(u.pk, AlertPeriod.DAY) for u in users}

@@ -3,16 +3,22 @@ worker process. Each is the real program on a free loopback port, so killing one
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
+from typing import Any
 
+from aiosmtpd.controller import Controller
 from django.db import connection
 
 from tests.helpers.process import ROOT
@@ -160,3 +166,48 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
             self.process = None
+
+
+class SmtpInbox:
+    """A real SMTP server (aiosmtpd) on a free port that keeps what it accepts.
+
+    With hold_at=n, the n-th message is held in the middle of its conversation (after RCPT, before DATA) until
+    release() is called, so a test can kill the sender while a send is under way.
+    """
+
+    def __init__(self, hold_at: int | None = None) -> None:
+        self.port = free_port()
+        self.messages: list[tuple[list[str], Message]] = []
+        self.hold_at = hold_at
+        self.holding = threading.Event()
+        self._release = threading.Event()
+        self._started = 0
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if not envelope.rcpt_tos:  # the first recipient of a new message
+            self._started += 1
+            if self._started == self.hold_at:
+                self.holding.set()
+                while not self._release.is_set():
+                    await asyncio.sleep(0.05)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((sorted(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [" ".join(str(message["Subject"]).split()) for _to, message in self.messages]
+
+    def release(self) -> None:
+        self._release.set()
+
+    def __enter__(self) -> SmtpInbox:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+        self._controller.stop()
