@@ -41,6 +41,7 @@ RESCAN_OVERLAP = timedelta(minutes=5)
 ROLLUP_LOCK_KEY = 7_240_001  # the PostgreSQL advisory lock id of the rollup
 ABANDONED_AFTER = timedelta(hours=1)
 ROLLUP_WORK_MEM = "256MB"
+ABANDONED = "abandoned: the process stopped before it finished; nothing of it was kept"
 
 SUMMED = [
     "total_requests", "successful_requests", "failed_requests", "error_requests", "timeout_requests",
@@ -260,10 +261,18 @@ def _scan_from() -> datetime | None:
     return None if last is None else last.started_at - RESCAN_OVERLAP
 
 
+def _close_abandoned_runs(current: RollupRun) -> None:
+    """Holding the lock proves no other run is in progress: one still marked running was stopped (its worker was
+    killed) and its transaction rolled back, so it is closed as abandoned now rather than after an hour."""
+    RollupRun.objects.filter(outcome=RunOutcome.RUNNING, started_at__lte=current.started_at).exclude(
+        pk=current.pk
+    ).update(outcome=RunOutcome.FAILED, error=ABANDONED, finished_at=timezone.now())
+
+
 def run_rollup(hours: set[datetime] | None = None, trigger: str = "schedule") -> RollupRun:
     """One recorded run: the hours given (a backfill), or everything changed since the last scheduled run."""
     RollupRun.objects.filter(outcome=RunOutcome.RUNNING, started_at__lt=timezone.now() - ABANDONED_AFTER).update(
-        outcome=RunOutcome.FAILED, error="abandoned: the process stopped before it finished", finished_at=timezone.now()
+        outcome=RunOutcome.FAILED, error=ABANDONED, finished_at=timezone.now()
     )
     run = RollupRun.objects.create(started_at=timezone.now(), trigger=trigger)
     try:
@@ -271,6 +280,7 @@ def run_rollup(hours: set[datetime] | None = None, trigger: str = "schedule") ->
             if not _acquire_lock():
                 run.outcome = RunOutcome.SKIPPED
             else:
+                _close_abandoned_runs(run)
                 if hours is None:
                     run.scanned_since = _scan_from()
                     hours = touched_hours(run.scanned_since)

@@ -18,14 +18,24 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from celery import Celery
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
 from django.test import Client
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from analytics.models import DailyUsageSummary, UsageHourlyBucket, UserAICostSummary, UserMonthlyAICostSummary
-from analytics.rollup import run_rollup
+from analytics.models import (
+    DailyUsageSummary,
+    RollupRun,
+    RunOutcome,
+    UsageHourlyBucket,
+    UserAICostSummary,
+    UserMonthlyAICostSummary,
+)
+from analytics.rollup import ABANDONED, all_hours, run_rollup
+from bench.rollup import GENERATE_LOGS, ensure_users
 from tests.conftest import requires_postgres
 from tests.helpers.process import ROOT
 from tests.helpers.services import RedisServer, SmtpInbox, WorkerProcess, database_url, wait_for
@@ -304,3 +314,125 @@ def test_redis_going_down_mid_writes_loses_no_call_and_no_alert(make_price: Any,
     sent = list(alerts.filter(sent_at__isnull=False))
     assert sorted(subjects) == sorted(compose(alert).subject for alert in sent)
     assert {(a.user_id, a.period) for a in sent if a.threshold == 100} == {(u.pk, AlertPeriod.DAY) for u in users}
+
+
+def summary_tables() -> dict[str, list[tuple[Any, ...]]]:
+    """Every summary row without its id, sorted: what a rollup produces."""
+    tables = (UsageHourlyBucket, UserAICostSummary, DailyUsageSummary, UserMonthlyAICostSummary)
+    return {
+        model.__name__: sorted(model.objects.values_list(*[f.attname for f in model._meta.concrete_fields[1:]]))
+        for model in tables
+    }
+
+
+def generate_logs(count: int, users: int) -> None:
+    """Many logs in one statement (the benchmark's generator): enough that a rollup takes seconds."""
+    ensure_users(users)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT MIN(id) FROM auth_user WHERE username LIKE 'bench%%'")
+        first_user = cursor.fetchone()[0]
+        now = timezone.now()
+        params = {"count": count, "recorded": now, "end": now, "span": 90 * 86400, "users": users,
+                  "first_user": first_user}  # fmt: skip
+        cursor.execute(GENERATE_LOGS, params)
+        cursor.execute("ANALYZE usage_aiusagelog")
+
+
+class Broker:
+    """A private Redis as broker, with a worker process on it and a way to send it tasks by name."""
+
+    def __init__(self, tmp_path: Any, env: dict[str, str] | None = None) -> None:
+        self.redis = RedisServer()
+        self.env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
+        self.tmp_path = tmp_path
+        self.worker: WorkerProcess | None = None
+
+    def __enter__(self) -> Broker:
+        self.redis.start()
+        self.env["REDIS_URL"] = self.redis.url
+        self.sender = Celery(broker=self.redis.url)
+        return self
+
+    def start_worker(self) -> None:
+        self.worker = WorkerProcess(self.env, self.tmp_path / "worker.log")
+        self.worker.start()
+
+    def send(self, task: str, **kwargs: Any) -> None:
+        self.sender.send_task(task, kwargs=kwargs)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.redis.stop()
+
+
+def running_rollup() -> RollupRun | None:
+    return RollupRun.objects.filter(outcome=RunOutcome.RUNNING).first()
+
+
+def test_a_worker_killed_mid_rollup_leaves_tables_as_a_clean_run_makes_them(tmp_path: Any) -> None:
+    generate_logs(300_000, users=200)
+    with Broker(tmp_path) as broker:
+        broker.start_worker()
+        broker.send("tasks.rollup_usage")
+        wait_for(lambda: running_rollup() is not None, what="the rollup to start")
+        time.sleep(0.5)
+        killed = running_rollup()
+        assert killed is not None, "the rollup finished before the worker could be killed"
+        assert broker.worker is not None
+        broker.worker.kill()
+        assert summary_tables() == {name: [] for name in summary_tables()}  # its transaction never committed
+
+        broker.start_worker()
+
+        # The killed run's database session ends when PostgreSQL notices its client is gone; until then it holds
+        # the lock and a new run is skipped. The next scheduled runs get through.
+        def next_run_succeeded() -> bool:
+            if RollupRun.objects.filter(outcome=RunOutcome.SUCCEEDED).exists():
+                return True
+            if not RollupRun.objects.filter(outcome=RunOutcome.RUNNING).exclude(pk=killed.pk).exists():
+                broker.send("tasks.rollup_usage")
+            time.sleep(1)
+            return False
+
+        wait_for(next_run_succeeded, 120, "a rollup after the kill")
+    killed.refresh_from_db()
+    assert (killed.outcome, killed.error) == (RunOutcome.FAILED, ABANDONED)
+    after_kill = summary_tables()
+    for model in (UsageHourlyBucket, UserAICostSummary, DailyUsageSummary, UserMonthlyAICostSummary):
+        model.objects.all().delete()
+    clean = run_rollup(hours=all_hours(), trigger="backfill")
+    assert clean.outcome == RunOutcome.SUCCEEDED
+    assert summary_tables() == after_kill
+    assert UsageHourlyBucket.objects.aggregate(n=Sum("total_requests"))["n"] == 300_000
+
+
+def test_a_worker_killed_mid_alert_run_sends_no_email_twice_and_loses_none(tmp_path: Any) -> None:
+    users = [get_user_model().objects.create_user(f"spender{n}", f"spender{n}@example.com") for n in range(6)]
+    for user in users:  # each at 150% of a 1.00 daily limit
+        UserSpendLimit.objects.create(user=user, daily_limit=Decimal("1.00"), monthly_limit=Decimal("1000"))
+        UserDailySpend.objects.create(user=user, time_zone=periods.reporting_zone_name(), day=periods.today(),
+                                      cost=Decimal("1.50"), requests=1)  # fmt: skip
+    with (
+        SmtpInbox(hold_at=3) as inbox,
+        Broker(tmp_path, {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(inbox.port)}) as broker,
+    ):
+        broker.start_worker()
+        broker.send("tasks.send_spend_alerts")
+        assert inbox.holding.wait(60), "the alert run did not reach its third email"
+        assert broker.worker is not None
+        broker.worker.kill()  # while the third email is half-way through its SMTP conversation
+        inbox.release()
+        unsent = SpendAlert.objects.filter(sent_at__isnull=True, superseded=False)
+        assert (len(inbox.messages), unsent.count()) == (2, 4)
+
+        broker.start_worker()
+        broker.send("tasks.send_spend_alerts")
+        wait_for(lambda: not unsent.exists(), 60, "the remaining alerts to be sent")
+        wait_for(lambda: len(inbox.messages) >= 6, 10, "the sixth email")
+        time.sleep(0.5)  # time for a seventh, should one be on its way
+    sent = SpendAlert.objects.filter(sent_at__isnull=False)
+    assert sent.count() == 6
+    assert sorted(inbox.subjects()) == sorted(compose(alert).subject for alert in sent)
+    assert sorted(to for to, _message in inbox.messages) == sorted([u.email] for u in users)
+    assert sorted(sent.values_list("attempts", flat=True)) == [1] * 6
