@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from celery import Celery
 from django.contrib.auth import get_user_model
@@ -38,7 +42,7 @@ from analytics.rollup import ABANDONED, all_hours, run_rollup
 from bench.rollup import GENERATE_LOGS, ensure_users
 from tests.conftest import requires_postgres
 from tests.helpers.process import ROOT
-from tests.helpers.services import RedisServer, SmtpInbox, WorkerProcess, database_url, wait_for
+from tests.helpers.services import PostgresCluster, RedisServer, SmtpInbox, WorkerProcess, database_url, wait_for
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, storm_events
 from usage import periods
 from usage.alerts import compose, send_spend_alerts
@@ -70,6 +74,14 @@ def collect(procs: list[Any]) -> list[dict[str, Any]]:
     outputs = [p.communicate(timeout=900) for p in procs]
     assert [p.returncode for p in procs] == [0] * len(procs), [err[-3000:] for _out, err in outputs]
     return [json.loads(line) for out, _err in outputs for line in out.splitlines()]
+
+
+def still_running(procs: list[Any]) -> bool:
+    """For wait conditions: a helper that already stopped fails the test with its error output."""
+    for proc in procs:
+        if proc.poll() is not None:
+            raise AssertionError(f"a helper stopped early ({proc.returncode}): {proc.stderr.read()[-3000:]}")
+    return True
 
 
 def run_helper(script: str, argument_lists: list[list[str]], env: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -285,7 +297,7 @@ def test_redis_going_down_mid_writes_loses_no_call_and_no_alert(make_price: Any,
                 "outage_writer.py", [[str(p), "1500", user_ids, str(blocked.pk), "0.003", start_at] for p in (0, 1)],
                 services,
             )  # fmt: skip
-            wait_for(lambda: count_logs() >= 400, what="400 calls before the outage")
+            wait_for(lambda: still_running(writers) and count_logs() >= 400, what="400 calls before the outage")
             redis.kill()
             down_from = count_logs()
             with override_settings(CACHES={"default": {"BACKEND": REDIS_CACHE, "LOCATION": redis.url}}):
@@ -436,3 +448,78 @@ def test_a_worker_killed_mid_alert_run_sends_no_email_twice_and_loses_none(tmp_p
     assert sorted(inbox.subjects()) == sorted(compose(alert).subject for alert in sent)
     assert sorted(to for to, _message in inbox.messages) == sorted([u.email] for u in users)
     assert sorted(sent.values_list("attempts", flat=True)) == [1] * 6
+
+
+SEED_OUTAGE_DATABASE = """
+from decimal import Decimal
+from django.contrib.auth import get_user_model
+from usage.models import AIProviderPricing
+from tests.conftest import EPOCH
+AIProviderPricing.objects.create(provider="acme", model="acme-1", input_price=Decimal("2.5"),
+                                 output_price=Decimal("10"), effective_from=EPOCH, source="manual")
+print(",".join(str(get_user_model().objects.create_user(f"load{n}").pk) for n in range(4)))
+"""
+
+
+@pytest.fixture
+def private_postgres() -> Any:
+    """A PostgreSQL cluster of its own with the schema migrated, so restarting it touches no other test."""
+    folder = Path(tempfile.mkdtemp(prefix="pg-restart-"))
+    folder.chmod(0o755)
+    cluster = PostgresCluster(folder / "cluster")
+    cluster.init()
+    try:
+        with psycopg.connect(cluster.url(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE app")
+        env = {**os.environ, "DATABASE_URL": cluster.url("app")}
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgres_restarting_under_load_fails_calls_clearly_and_the_app_recovers(private_postgres: Any) -> None:
+    env = {"DATABASE_URL": private_postgres.url("app")}
+    seed = [sys.executable, "manage.py", "shell", "-c", SEED_OUTAGE_DATABASE]
+    seeded = subprocess.run(seed, cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True, text=True)
+    user_ids = seeded.stdout.strip().splitlines()[-1]  # the shell prints a banner first
+    database = psycopg.connect(private_postgres.url("app"), autocommit=True)
+
+    def logs_in_private_database() -> int:
+        try:
+            return int(database.execute("SELECT COUNT(*) FROM usage_aiusagelog").fetchone()[0])
+        except psycopg.OperationalError:
+            return 0
+
+    start_at = str(time.time() + 2)
+    writers = start_helpers(
+        "outage_writer.py", [[str(p), "1500", user_ids, "0", "0.003", start_at] for p in (0, 1)], env
+    )
+    wait_for(lambda: still_running(writers) and logs_in_private_database() >= 500, what="500 calls before the restart")
+    private_postgres.restart()
+    restarted_at = time.time()
+    outcomes = collect(writers)
+    database.close()
+
+    failed = [o for o in outcomes if o.get("outcome") == "unavailable"]
+    assert failed, "no call was under way during the restart"
+    for outcome in failed:
+        assert outcome["error"].startswith("the call was not recorded: the database is unavailable (")
+    final = {o["event_id"]: o["outcome"] for o in outcomes if o["outcome"] != "unavailable"}
+    assert len(final) == 3000  # every call, the failed ones sent again with their event_id
+    assert [o for o in outcomes if o["outcome"] == "recorded" and o["at"] > restarted_at] != []
+    with psycopg.connect(private_postgres.url("app")) as check:
+        stored = check.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT event_id), SUM(total_cost) FROM usage_aiusagelog"
+        ).fetchone()
+        counters = check.execute("SELECT SUM(requests), SUM(cost) FROM usage_userdailyspend").fetchone()
+        per_user_logs = check.execute(
+            "SELECT user_id, SUM(total_cost) FROM usage_aiusagelog GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        per_user_counters = check.execute(
+            "SELECT user_id, SUM(cost) FROM usage_userdailyspend GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert stored == (3000, 3000, 3000 * OUTAGE_CALL_COST)
+    assert counters == (3000, 3000 * OUTAGE_CALL_COST)  # nothing half-written: no log without its counter
+    assert per_user_logs == per_user_counters
