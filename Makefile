@@ -26,12 +26,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# make bench: 1,000,000 logs; make bench ARGS=--quick (100,000) or ARGS=--large (adds 10,000,000).
 bench: install
-	$(BIN)/python -m bench.write_path
-	$(BIN)/python -m bench.rollup
-	$(BIN)/python -m bench.graphql
-	$(BIN)/python -m bench.admin_pages --reuse
-	$(BIN)/python -m bench.langsmith_forward
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -16,7 +16,7 @@ from graphql_api.scalars import Count
 from usage.batch import record_batch
 from usage.db import DatabaseUnavailable, database_available
 from usage.recording import RecordResult
-from usage.validation import InvalidUsage
+from usage.validation import MAX_ID, InvalidUsage
 
 MAX_EVENTS = 1000
 
@@ -70,6 +70,15 @@ def _instant(value: str | None) -> datetime | None:
         raise InvalidUsage("occurred_at", f"{value!r} is not an ISO 8601 date and time") from exc
 
 
+def _user_id(value: Any) -> int | None:
+    """A user id as the database can hold it (ASCII digits, 1 to 2**63 - 1), else None."""
+    text = str(value) if value is not None else ""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
 class _Owners:
     """Whose events the caller may record: their own, or (staff) any active user's, each id checked once."""
 
@@ -77,17 +86,16 @@ class _Owners:
         self.caller = caller
         self.known: dict[int, bool] = {int(caller.pk): True}
         if sees_everyone(caller):  # one query for every user the batch names, not one per user
-            named = {int(e.user_id) for e in events if e.user_id is not None and str(e.user_id).isdigit()}
+            named = {_user_id(e.user_id) for e in events} - {None}
             active = set(get_user_model().objects.filter(pk__in=named, is_active=True).values_list("pk", flat=True))
             self.known.update({user: user in active for user in named})
 
     def owner(self, event: UsageEventInput) -> int:
         if event.user_id is None:
             return int(self.caller.pk)
-        try:
-            owner = int(event.user_id)
-        except (TypeError, ValueError) as exc:
-            raise InvalidUsage("user_id", f"{event.user_id!r} is not a user id") from exc
+        owner = _user_id(event.user_id)
+        if owner is None:
+            raise InvalidUsage("user_id", f"{event.user_id!r} is not a user id")
         if owner != self.caller.pk and not sees_everyone(self.caller):
             raise InvalidUsage("user_id", "you may record usage only for yourself")
         if owner not in self.known:

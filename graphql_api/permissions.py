@@ -31,7 +31,8 @@ VISIBLE_ERRORS = (PermissionDeniedError, BadArgumentError, InvalidUsage, Service
 def should_mask_error(error: GraphQLError) -> bool:
     """Validation errors (no original error) and our own refusals are shown; anything unexpected is masked."""
     original = error.original_error
-    return original is not None and not isinstance(original, VISIBLE_ERRORS)
+    # GraphQL's own refusals (a variable of the wrong type or null where a value is required) name the path.
+    return original is not None and not isinstance(original, (*VISIBLE_ERRORS, GraphQLError))
 
 
 def current_user(info: Info[Any, Any]) -> Any:

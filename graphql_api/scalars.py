@@ -13,9 +13,22 @@ Count = NewType("Count", object)
 
 def _lenient_count(value: Any) -> Any:
     """Digit strings become ints; anything else is passed on for the event's own validation to reject by name."""
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²" or "١٢"
         return int(value)
     return value
+
+
+def _finite_decimal(value: Any) -> Decimal:
+    """An exact decimal from a string or number; NaN and infinities are not amounts."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a decimal number as a string or number, got {value!r}")
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal number")
+    return number
 
 
 SCALAR_MAP: dict[object, Any] = {
@@ -24,7 +37,7 @@ SCALAR_MAP: dict[object, Any] = {
         name="Decimal",
         description="An exact decimal number, serialised as a plain string such as 0.000150.",
         serialize=lambda value: format(value, "f"),
-        parse_value=lambda value: Decimal(str(value)),
+        parse_value=_finite_decimal,
     ),
     BigInt: strawberry.scalar(
         name="BigInt",

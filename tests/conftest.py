@@ -13,6 +13,7 @@ from usage.budgets import limit_cache
 from usage.catalog import load_catalog, sync_catalog
 from usage.models import AIProviderPricing, PriceSource
 from usage.pricing import forget_cached_prices
+from usage.validation import forget_known_users
 
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -34,6 +35,7 @@ def _jobs_run_inline() -> None:
 def _fresh_caches() -> None:
     forget_cached_prices()
     limit_cache.clear()
+    forget_known_users()
 
 
 @pytest.fixture

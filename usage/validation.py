@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from usage.models import AIUsageLog, CallStatus
@@ -12,6 +12,9 @@ from usage.pricing import TokenCounts
 
 MAX_TOKENS = 10**15  # far above any real call; stops overflow and typos like a timestamp in a token field
 MAX_METADATA_BYTES = 64 * 1024
+# The times a call can plausibly have; outside them day and month arithmetic would run off the calendar's end.
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_ERROR_MESSAGE = 4000
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
 
@@ -29,6 +32,15 @@ def _max_length(field: str) -> int:
     return int(getattr(AIUsageLog._meta.get_field(field), "max_length", 0) or 0)
 
 
+def _is_utf8(text: str) -> bool:
+    """False for text holding lone surrogates, which no database column can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_text(field: str, value: Any, *, required: bool) -> str:
     if value is None and not required:
         return ""
@@ -39,6 +51,8 @@ def check_text(field: str, value: Any, *, required: bool) -> str:
         raise InvalidUsage(field, "must not be empty")
     if "\x00" in value:
         raise InvalidUsage(field, "must not contain NUL characters")
+    if not _is_utf8(value):
+        raise InvalidUsage(field, "is not valid Unicode text (it holds a lone surrogate)")
     limit = _max_length(field)
     if len(value) > limit:
         raise InvalidUsage(field, f"is {len(value)} characters long; the most allowed is {limit}")
@@ -60,7 +74,8 @@ def check_count(field: str, value: Any) -> int:
 
 def check_tokens(**counts: Any) -> TokenCounts:
     """Token counts by the project's rule; cached reads and cache writes are parts of input, reasoning of output."""
-    checked = {name: check_count(name, counts.get(name) or 0) for name in TOKEN_FIELDS}
+    # None (a provider's "not reported") counts as 0; anything else falsy ("", [], False) is refused as it is.
+    checked = {name: check_count(name, 0 if counts.get(name) is None else counts[name]) for name in TOKEN_FIELDS}
     tokens = TokenCounts(**checked)
     if tokens.cached_input_tokens + tokens.cache_write_tokens > tokens.input_tokens:
         raise InvalidUsage(
@@ -91,6 +106,12 @@ def check_instant(field: str, value: Any) -> datetime:
         raise InvalidUsage(field, f"must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidUsage(field, "must be timezone-aware (a naive time is ambiguous)")
+    try:
+        plausible = EARLIEST_INSTANT <= value < LATEST_INSTANT
+    except OverflowError:  # an offset that takes year 1 or 9999 out of range
+        plausible = False
+    if not plausible:
+        raise InvalidUsage(field, f"{value.isoformat()} is outside {EARLIEST_INSTANT:%Y} to {LATEST_INSTANT:%Y}")
     return value
 
 
@@ -112,6 +133,12 @@ def check_metadata(field: str, value: Any) -> dict[str, Any] | None:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidUsage(field, f"must be JSON-serialisable: {exc}") from None
+    if not _is_utf8(json.dumps(value, ensure_ascii=False)):
+        raise InvalidUsage(field, "is not valid Unicode text (it holds a lone surrogate)")
+    if json.loads(encoded) != value:
+        raise InvalidUsage(
+            field, "would not be stored as given: JSON object keys must be strings, and lists not tuples"
+        )
     if "\\u0000" in encoded:
         raise InvalidUsage(field, "must not contain NUL characters")
     if len(encoded.encode()) > MAX_METADATA_BYTES:
@@ -129,13 +156,40 @@ def check_user(user: Any) -> int | None:
     """A user instance or id as an id (None for calls made on nobody's behalf)."""
     from django.contrib.auth.base_user import AbstractBaseUser
 
-    if user is None or (isinstance(user, int) and not isinstance(user, bool)):
+    if user is None:
+        return None
+    if isinstance(user, int) and not isinstance(user, bool):
+        if not (1 <= user <= MAX_ID and _user_exists(user)):
+            raise InvalidUsage("user", f"no user with id {user}")
         return user
     if isinstance(user, AbstractBaseUser):
         if user.pk is None:
             raise InvalidUsage("user", "is not saved (it has no id)")
         return int(user.pk)
     raise InvalidUsage("user", f"must be a user or a user id, got {type(user).__name__}")
+
+
+MAX_ID = 2**63 - 1  # the largest id the database can hold
+_known_users: set[int] = set()
+
+
+def _user_exists(user_id: int) -> bool:
+    """Whether a user id names a user, asked once per process and id: ids are checked before the call is written,
+    where a missing user would otherwise surface as a foreign key error at commit."""
+    if user_id in _known_users:
+        return True
+    from django.contrib.auth import get_user_model
+
+    if not get_user_model().objects.filter(pk=user_id).exists():
+        return False
+    if len(_known_users) > 100_000:
+        _known_users.clear()
+    _known_users.add(user_id)
+    return True
+
+
+def forget_known_users() -> None:
+    _known_users.clear()
 
 
 def check_identity(
@@ -155,4 +209,5 @@ def check_identity(
 def clip_error_message(message: Any) -> str:
     """Error text is informational, so an over-long message is shortened rather than refused."""
     text = str(message or "").replace("\x00", "")
+    text = text if _is_utf8(text) else text.encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= MAX_ERROR_MESSAGE else text[: MAX_ERROR_MESSAGE - 1] + "…"
