@@ -86,7 +86,7 @@ class _Owners:
         self.caller = caller
         self.known: dict[int, bool] = {int(caller.pk): True}
         if sees_everyone(caller):  # one query for every user the batch names, not one per user
-            named = {_user_id(e.user_id) for e in events} - {None}
+            named = {user for user in map(_user_id, (e.user_id for e in events)) if user is not None}
             active = set(get_user_model().objects.filter(pk__in=named, is_active=True).values_list("pk", flat=True))
             self.known.update({user: user in active for user in named})
 
