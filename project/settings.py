@@ -104,6 +104,8 @@ LANGUAGE_CODE = "en-us"
 ANALYTICS_TIME_ZONE = env_time_zone("ANALYTICS_TIME_ZONE", "UTC")
 
 # Spend limits in USD; per-user overrides live in the database.
+# PostgreSQL only: partition the log table by month (applied by `migrate`; see usage/partitioning.py).
+AI_USAGE_LOG_PARTITIONED = env_bool("AI_USAGE_LOG_PARTITIONED", False)
 AI_DEFAULT_DAILY_LIMIT = env_money("AI_DEFAULT_DAILY_LIMIT", "10.00")
 AI_DEFAULT_MONTHLY_LIMIT = env_money("AI_DEFAULT_MONTHLY_LIMIT", "100.00")
 AI_SPEND_ALERT_RECIPIENTS = env_emails("AI_SPEND_ALERT_RECIPIENTS")

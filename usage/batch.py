@@ -15,7 +15,8 @@ from usage import budgets, periods, validation
 from usage.db import database_available
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
-from usage.models import AIUsageLog, UserDailySpend
+from usage.models import AIUsageLog, UsageEventKey, UserDailySpend
+from usage.partitioning import log_table_partitioned
 from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
 from usage.validation import InvalidUsage
 
@@ -36,6 +37,21 @@ def _insert_logs_statement() -> str:
     fields = [AIUsageLog._meta.pk, *LOG_FIELDS]
     arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
     columns = ", ".join(str(field.column) for field in fields)
+    if log_table_partitioned():  # event ids are claimed in their own table; the first of a repeated id wins
+        return f"""
+            WITH batch AS (SELECT * FROM unnest({arrays}) AS b({columns})),
+            claim AS (
+                INSERT INTO {UsageEventKey._meta.db_table} (event_id)
+                SELECT DISTINCT event_id FROM batch WHERE event_id IS NOT NULL
+                ON CONFLICT DO NOTHING RETURNING event_id
+            ),
+            chosen AS (
+                SELECT DISTINCT ON (event_id) id FROM batch WHERE event_id IN (SELECT event_id FROM claim)
+                ORDER BY event_id, id
+            )
+            INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM batch
+            WHERE event_id IS NULL OR id IN (SELECT id FROM chosen)
+            RETURNING id"""
     return (
         f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays}) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING id"

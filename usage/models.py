@@ -196,6 +196,19 @@ class AIUsageLog(models.Model):
         return self.input_tokens + self.output_tokens
 
 
+class UsageEventKey(models.Model):
+    """An event_id recorded once. Used only when the log table is partitioned by month (usage.partitioning), where
+    a unique index on the log itself would have to include the month."""
+
+    event_id = models.CharField(max_length=200, primary_key=True)
+
+    class Meta:
+        verbose_name = "recorded event id"
+
+    def __str__(self) -> str:
+        return self.event_id
+
+
 class UserSpendLimit(models.Model):
     """Per-user override of the default daily and monthly limits (NULL keeps the default from settings)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, Literal
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -15,7 +16,8 @@ from usage import budgets, periods, validation
 from usage.db import database_available, fetch_one
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
-from usage.models import AIUsageLog, CallStatus, UserDailySpend
+from usage.models import AIUsageLog, CallStatus, UsageEventKey, UserDailySpend
+from usage.partitioning import log_table_partitioned
 from usage.pricing import TokenCounts, price_call
 
 LOG_TABLE = AIUsageLog._meta.db_table
@@ -41,15 +43,40 @@ ADD_TO_DAILY_SPEND = UPSERT_SPEND.format(source="VALUES (%s, %s, %s, %s, 1, %s)"
 # PostgreSQL does both in one statement, so a call costs one round trip and one commit. It also returns the
 # user's spend after the call: the day's counter as updated under its row lock (exact under concurrency) and the
 # month's other days, from which save_log tells whether this call crossed an alert threshold.
-INSERT_LOG_AND_SPEND = f"""
-    WITH log AS ({INSERT_LOG}),
-    spend AS ({UPSERT_SPEND.format(source="SELECT %s, %s, %s, %s, 1, %s FROM log")} RETURNING cost)
+SPEND_AND_RESULT = f"""
+    , spend AS ({UPSERT_SPEND.format(source="SELECT %s, %s, %s, %s, 1, %s FROM log")} RETURNING cost)
     SELECT log.id, spend.cost, (
         SELECT COALESCE(SUM(other.cost), 0) FROM {SPEND_TABLE} other
         WHERE other.user_id = %s AND other.time_zone = %s AND other.day >= %s AND other.day < %s AND other.day <> %s
     )
     FROM log CROSS JOIN spend
 """
+
+
+@cache
+def _claim_and_insert_log() -> str:
+    """The log insert when the table is partitioned by month (usage.partitioning): the event id is claimed in its
+    own table in the same statement, and the log is written only if the claim succeeded (or there is no id)."""
+    typed_values = ", ".join(f"%s::{f.db_type(connection)}" for f in LOG_FIELDS)
+    return f"""
+    claim AS (
+        INSERT INTO {UsageEventKey._meta.db_table} (event_id) SELECT %s::varchar WHERE %s::varchar IS NOT NULL
+        ON CONFLICT DO NOTHING RETURNING 1
+    ),
+    log AS (
+        INSERT INTO {LOG_TABLE} ({", ".join(str(f.column) for f in LOG_FIELDS)})
+        SELECT {typed_values} WHERE %s::varchar IS NULL OR EXISTS (SELECT 1 FROM claim)
+        RETURNING id
+    )"""
+
+
+def _log_statement(log: AIUsageLog, then: str) -> tuple[str, list[Any]]:
+    """WITH log AS (insert the log, unless its event_id was seen) followed by `then` (more CTEs, a SELECT), and
+    the parameters of the log part."""
+    values = _log_values(log)
+    if log_table_partitioned():
+        return f"WITH {_claim_and_insert_log()} {then}", [log.event_id, log.event_id, *values, log.event_id]
+    return f"WITH log AS ({INSERT_LOG}) {then}", values
 
 
 @dataclass(frozen=True)
@@ -138,10 +165,14 @@ class _Inserted:
 def _insert(log: AIUsageLog) -> _Inserted | None:
     """Insert the log and add it to the user's live spend, both or neither; None when event_id was seen before."""
     if connection.vendor == "postgresql" and log.user_id is not None:
-        row = fetch_one(INSERT_LOG_AND_SPEND, _log_values(log) + _spend_values(log) + _other_days_values(log))
+        statement, params = _log_statement(log, SPEND_AND_RESULT)
+        row = fetch_one(statement, params + _spend_values(log) + _other_days_values(log))
         return None if row is None else _Inserted(int(row[0]), (row[1], row[2] + row[1]))
     with transaction.atomic():
-        row = fetch_one(INSERT_LOG, _log_values(log))
+        if connection.vendor == "postgresql":
+            row = fetch_one(*_log_statement(log, "SELECT id FROM log"))
+        else:
+            row = fetch_one(INSERT_LOG, _log_values(log))
         if row is None or log.user_id is None:
             return None if row is None else _Inserted(int(row[0]), None)
         with connection.cursor() as cursor:
