@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from decimal import Decimal
-from email import message_from_bytes
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 from django.db import connection
 from django.test.utils import override_settings
 
 from tasks import send_spend_alerts
+from tests.helpers.services import SmtpInbox
 from usage import periods
 from usage.models import SpendAlert, UserSpendLimit
 from usage.recording import record_usage
@@ -131,23 +129,9 @@ def test_the_scheduled_run_finds_users_a_lowered_limit_puts_over(limited_alice: 
     assert mail.outbox[0].to == ["alice@example.com"] and mail.outbox[0].cc == []
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((sorted(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_real_smtp_server_down_at_first_gets_the_alert_once_it_is_up(limited_alice: Any) -> None:
-    port = free_port()
+    inbox = SmtpInbox()  # its port is chosen now; the server starts below
+    port = inbox.port
     smtp = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "127.0.0.1"}
     with override_settings(**smtp, EMAIL_PORT=port, EMAIL_TIMEOUT=3, AI_SPEND_ALERT_RECIPIENTS=STAFF):
         spend(limited_alice, 5_000_000)  # 10.00 of 10.00
@@ -155,14 +139,9 @@ def test_a_real_smtp_server_down_at_first_gets_the_alert_once_it_is_up(limited_a
         (alert,) = SpendAlert.objects.filter(superseded=False)
         assert alert.sent_at is None and alert.attempts == 1
         assert alert.last_error.startswith("ConnectionRefusedError: ")
-        inbox = Inbox()
-        server = Controller(inbox, hostname="127.0.0.1", port=port)
-        server.start()
-        try:
+        with inbox:
             assert send_spend_alerts.delay().get() == {"reached": 2, "sent": 1, "failed": 0}
             assert send_spend_alerts.delay().get() == {"reached": 2, "sent": 0, "failed": 0}
-        finally:
-            server.stop()
     alert.refresh_from_db()
     assert alert.sent_at is not None and alert.attempts == 2
     ((recipients, message),) = inbox.messages

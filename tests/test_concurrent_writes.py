@@ -12,21 +12,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Count, Sum
 
+from tests.helpers.services import database_url
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, calls_for_worker, expected_cost
 from usage.models import AIUsageLog, UserDailySpend
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS, CALLS = 4, 500
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 def run_workers(user_ids: list[int]) -> None:

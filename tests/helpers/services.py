@@ -52,12 +52,23 @@ def database_url() -> str:
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-class RedisServer:
-    """A redis-server of its own, killed with SIGKILL (no clean shutdown) and started again on the same port."""
+class _KillableChild:
+    """A child program that a test can kill with SIGKILL: no clean shutdown, as when a machine loses a process."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
+
+class RedisServer(_KillableChild):
+    """A redis-server of its own, killed and started again on the same port."""
 
     def __init__(self) -> None:
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -67,12 +78,6 @@ class RedisServer:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), 10, "redis-server start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self.process = None
 
     def stop(self) -> None:
         if self.process is not None:
@@ -127,13 +132,12 @@ class PostgresCluster:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
 
 
-class WorkerProcess:
-    """`celery worker` as a child process on the given broker and database, so it can be killed with SIGKILL."""
+class WorkerProcess(_KillableChild):
+    """`celery worker` as a child process on the given broker and database."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         command = [
@@ -151,12 +155,6 @@ class WorkerProcess:
         ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self.process = None
 
     def stop(self) -> None:
         if self.process is not None:
