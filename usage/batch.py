@@ -4,12 +4,13 @@ PostgreSQL, whatever the batch size, instead of a round trip per call."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from usage import budgets, periods, validation
 from usage.db import database_available
@@ -20,6 +21,7 @@ from usage.partitioning import log_table_partitioned
 from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
 from usage.validation import InvalidUsage
 
+logger = logging.getLogger(__name__)
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
 ADD_TO_SPEND = f"""
     INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests) VALUES {{rows}}
@@ -42,7 +44,7 @@ def _insert_logs_statement() -> str:
             WITH batch AS (SELECT * FROM unnest({arrays}) AS b({columns})),
             claim AS (
                 INSERT INTO {UsageEventKey._meta.db_table} (event_id)
-                SELECT DISTINCT event_id FROM batch WHERE event_id IS NOT NULL
+                SELECT DISTINCT event_id FROM batch WHERE event_id IS NOT NULL ORDER BY event_id
                 ON CONFLICT DO NOTHING RETURNING event_id
             ),
             chosen AS (
@@ -83,8 +85,23 @@ def record_batch(calls: list[dict[str, Any]]) -> list[RecordResult | InvalidUsag
             saved = {id(log): save_log(log) for log in valid}
         return [o if isinstance(o, InvalidUsage) or o.log is None else saved[id(o.log)] for o in outcomes]
     with database_available("the batch was not recorded"):
-        inserted = _insert_batch(valid) if valid else set()
+        inserted = _insert_batch_retrying(valid) if valid else set()
     return [o if isinstance(o, InvalidUsage) or id(o.log) in inserted else RecordResult(None) for o in outcomes]
+
+
+# Deadlock and serialization failures: the transaction was rolled back whole and may simply run again.
+RETRYABLE_STATES = ("40P01", "40001")
+
+
+def _insert_batch_retrying(logs: list[AIUsageLog], attempts: int = 3) -> set[int]:
+    for attempt in range(1, attempts + 1):
+        try:
+            return _insert_batch(logs)
+        except OperationalError as exc:
+            if attempt == attempts or getattr(exc.__cause__, "sqlstate", None) not in RETRYABLE_STATES:
+                raise
+            logger.warning("batch of %s calls rolled back (%s), attempt %s of %s", len(logs), exc, attempt, attempts)
+    raise AssertionError("unreachable")
 
 
 def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
@@ -93,9 +110,12 @@ def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                        [LOG_TABLE, len(logs)])  # fmt: skip
-        for log, (new_id,) in zip(logs, cursor.fetchall(), strict=True):
+        # Rows go in event id order, and counters in key order below: concurrent batches that share event ids or
+        # counters then take their locks in the same order and wait for each other instead of deadlocking.
+        ordered = sorted(logs, key=lambda log: (log.event_id is None, log.event_id or ""))
+        for log, (new_id,) in zip(ordered, cursor.fetchall(), strict=True):
             log.pk = new_id
-        rows = [[log.pk, *_log_values(log)] for log in logs]
+        rows = [[log.pk, *_log_values(log)] for log in ordered]
         cursor.execute(_insert_logs_statement(), [list(column) for column in zip(*rows, strict=True)])
         inserted_ids = {row[0] for row in cursor.fetchall()}
         inserted = [log for log in logs if log.pk in inserted_ids]
@@ -121,7 +141,7 @@ def _add_to_counters(cursor: Any, logs: list[AIUsageLog]) -> dict[tuple[int, dat
         rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(totals))
         params = [
             v
-            for (user, day), (cost, count, unpriced) in totals.items()
+            for (user, day), (cost, count, unpriced) in sorted(totals.items())
             for v in (user, zone, day, cost, count, unpriced)
         ]
         cursor.execute(ADD_TO_SPEND.format(rows=rows), params)

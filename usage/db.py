@@ -19,6 +19,18 @@ class DatabaseUnavailable(DatabaseError):
     """
 
 
+# SQLSTATE classes and codes of a connection that failed or was ended by the server (shutdown, restart, crash).
+CONNECTION_LOST_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _connection_lost(exc: Exception) -> bool:
+    """True when the connection failed or was closed, not when a statement failed on a working connection."""
+    if isinstance(exc, InterfaceError):
+        return True
+    state = getattr(exc.__cause__, "sqlstate", None)
+    return state is None or state.startswith(CONNECTION_LOST_STATES)
+
+
 @contextmanager
 def database_available(action: str) -> Iterator[None]:
     """Turn a lost or refused connection into DatabaseUnavailable naming what could not be done.
@@ -29,6 +41,8 @@ def database_available(action: str) -> Iterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
+        if not _connection_lost(exc):
+            raise  # a deadlock or a query error: the database is there, the caller learns what went wrong
         if not connection.in_atomic_block:
             with suppress(DatabaseError):
                 connection.close()
