@@ -29,8 +29,12 @@ def run(module: str, *arguments: object) -> dict[str, Any] | None:
     done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
     print(done.stdout[-2000:], f"({time.monotonic() - started:.0f} s)", flush=True)
     for line in reversed(done.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return dict(json.loads(line))
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue  # a line of a report, or of indented JSON
+        if isinstance(result, dict):
+            return result
     return None
 
 
@@ -59,12 +63,16 @@ def main() -> None:
     run("admin_pages", "--logs", largest, "--reuse")
     run("load", "--seconds", 10 if args.quick else 30)
     run("langsmith_forward", "--calls", 500 if args.quick else 2000)
+    write_run_section(args.quick, args.large, sizes)
+
+
+def write_run_section(quick: bool, large: bool, sizes: list[int]) -> None:
     plot = plot_query_latency()
     write_section(
         "run",
         f"""## This run
 
-`python -m bench{" --quick" if args.quick else " --large" if args.large else ""}` on {datetime.now(UTC):%Y-%m-%d}:
+`python -m bench{" --quick" if quick else " --large" if large else ""}` on {datetime.now(UTC):%Y-%m-%d}:
 log counts {", ".join(f"{n:,}" for n in sizes)}; machine: {machine()}. Sections below that name another log count
 or date come from earlier runs and are kept until a run measures them again.
 

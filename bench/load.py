@@ -234,7 +234,7 @@ def report(args: Any, elapsed: float, writes: Samples, reads: dict[str, Samples]
             f"{percentile(samples.latencies, 95):.0f} | {percentile(samples.latencies, 99):.0f} | "
             f"{len(samples.errors)} |"
         )
-    body = f"""### Load: writers and dashboard readers together
+    body = f"""## Load: writers and dashboard readers together (issue: proof under load and faults)
 
 gunicorn with {args.workers} sync workers on loopback, {args.writers} writer and {args.readers} reader tasks of
 an asyncio client on the same machine for {elapsed:.0f} s, over {total_logs:,} logs. Machine: {machine()}.

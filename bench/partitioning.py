@@ -25,7 +25,8 @@ from bench.rollup import GENERATE_LOGS
 
 CALLS = 500
 HOUR_QUERY = """SELECT user_id, provider, model, feature, COUNT(*), SUM(total_cost), SUM(input_tokens)
-FROM usage_aiusagelog WHERE occurred_at >= %s AND occurred_at < %s + interval '1 hour' GROUP BY 1, 2, 3, 4"""
+FROM usage_aiusagelog WHERE occurred_at >= %s::timestamptz AND occurred_at < %s::timestamptz + interval '1 hour'
+GROUP BY 1, 2, 3, 4"""
 
 
 def database(name: str, partitioned: bool) -> str:

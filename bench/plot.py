@@ -28,6 +28,10 @@ def plot_query_latency() -> Path:
         floors = [results[str(n)][f"{key}_floor"]["median_ms"] for n in counts]
         axes.plot(counts, floors, ":", color="grey", label=f"{label}, floor (bare SQL) median")
     axes.axhline(50, color="red", linewidth=0.8, label="p95 target (50 ms)")
+    latest = max(str(results[str(n)].get("measured", "")) for n in counts)
+    for n in counts:  # points kept from an earlier run are labelled as such
+        if str(results[str(n)].get("measured", "")) != latest:
+            axes.annotate("earlier run", (n, 0), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     axes.set_xscale("log")
     axes.set_xlabel("logs in the database")
     axes.set_ylabel("latency (ms)")
