@@ -27,8 +27,10 @@ def _connection_lost(exc: Exception) -> bool:
     """True when the connection failed or was closed, not when a statement failed on a working connection."""
     if isinstance(exc, InterfaceError):
         return True
-    state = getattr(exc.__cause__, "sqlstate", None)
-    return state is None or state.startswith(CONNECTION_LOST_STATES)
+    cause = exc.__cause__
+    if not isinstance(cause, psycopg.OperationalError):
+        return False  # SQLite's "database is locked" or "no such table" are not a lost server
+    return cause.sqlstate is None or cause.sqlstate.startswith(CONNECTION_LOST_STATES)
 
 
 @contextmanager
