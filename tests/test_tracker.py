@@ -7,8 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
+from tests.conftest import requires_postgres
 from usage.models import AIUsageLog, UserDailySpend
 from usage.tracker import AIUsageTracker, InvalidUsage, record_usage
 
@@ -239,3 +241,33 @@ def test_default_occurred_at_is_now_in_utc(alice: Any) -> None:
     result = record_usage(user=alice, feature="f", provider="acme", model="m", input_tokens=1)
     assert result.log is not None and before <= result.log.occurred_at <= timezone.now()
     assert result.log.occurred_at.utcoffset() == timedelta(0)
+
+
+def _write_path_plans() -> dict[str, int]:
+    """This connection's prepared write-path statements (the log write, the budget read) and how often each ran."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s OR statement LIKE %s",
+            ["%INSERT INTO usage_aiusagelog%", "%FROM usage_userdailyspend%WHERE user_id = $2%"],
+        )
+        return {("log" if "INSERT INTO usage_aiusagelog" in text else "budget"): runs for text, runs in cursor}
+
+
+@requires_postgres
+def test_write_path_statements_are_prepared_once_and_reused(alice: Any, make_price: Any) -> None:
+    make_price()
+
+    def enforced_call() -> None:
+        with AIUsageTracker.track_ai_request(
+            user=alice, feature="chat", provider="acme", model="acme-1", enforce_budget=True
+        ) as tracker:
+            tracker.set_tokens(input_tokens=10, output_tokens=5)
+
+    enforced_call()
+    before = _write_path_plans()
+    enforced_call()
+    after = _write_path_plans()
+    assert set(before) == {"log", "budget"}
+    assert {name: after[name] - before[name] for name in after} == {"log": 1, "budget": 1}
+    assert AIUsageLog.objects.count() == 2
