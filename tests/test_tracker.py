@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from tests.conftest import requires_postgres
 from usage.models import AIUsageLog, UserDailySpend
+from usage.pricing import TokenCounts
 from usage.tracker import AIUsageTracker, InvalidUsage, record_usage
 
 NOW = datetime(2026, 3, 10, 15, 30, tzinfo=UTC)
@@ -66,14 +67,16 @@ def test_mark_error_sets_status_without_an_exception(alice: Any, make_price: Any
     assert AIUsageLog.objects.get().error_message == "content filtered"
 
 
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # the refused INSERT fails alone, as in autocommit
 def test_a_failing_log_write_never_hides_the_callers_exception(alice: Any, make_price: Any) -> None:
-    """The session id is re-checked at save time; a value that breaks the write must not replace ValueError."""
+    """A write the database refuses (token counts that bypassed validation break its check constraint) must not
+    replace the caller's own exception."""
     make_price()
     with (
         pytest.raises(ZeroDivisionError),
         AIUsageTracker.track_ai_request(user=alice, feature="chat", provider="acme", model="acme-1") as tracker,
     ):
-        tracker._fields["session_id"] = "x" * 500  # a write that will fail validation when saved
+        tracker._tokens = TokenCounts(input_tokens=-1)  # never passes set_tokens; the database refuses it
         1 / 0  # noqa: B018
     assert AIUsageLog.objects.count() == 0
 

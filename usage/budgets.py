@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 
 from usage import periods
-from usage.db import fetch_one
+from usage.db import database_available, fetch_one
 from usage.models import UserDailySpend, UserSpendLimit
 
 WARNING_PERCENT = Decimal(80)
@@ -152,6 +152,16 @@ def spend_in_month(user_id: int, day: date) -> tuple[Decimal, Decimal, int]:
     assert row is not None  # an aggregate always returns one row
     today, month, unpriced = row
     return _as_decimal(today), _as_decimal(month), int(unpriced)
+
+
+def limit_reached(user_id: int) -> bool:
+    """Whether the user has reached today's or this month's limit (EXCEEDED): the one read an enforced call makes
+    before it runs: one prepared statement and no status objects. Raises DatabaseUnavailable when it is down."""
+    day = periods.today()
+    daily_limit, monthly_limit = user_limits(user_id)
+    with database_available("the spend limit could not be checked"):
+        today_spend, month_spend, _unpriced = spend_in_month(user_id, day)
+    return today_spend >= daily_limit or month_spend >= monthly_limit
 
 
 def spend_status(user_id: int, day: date | None = None) -> UserSpend:

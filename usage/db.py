@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import psycopg
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections
 
 
 class DatabaseUnavailable(DatabaseError):
@@ -33,23 +33,28 @@ def _connection_lost(exc: Exception) -> bool:
     return cause.sqlstate is None or cause.sqlstate.startswith(CONNECTION_LOST_STATES)
 
 
-@contextmanager
-def database_available(action: str) -> Iterator[None]:
+class database_available:  # lower case: used like the function-style context manager it replaced
     """Turn a lost or refused connection into DatabaseUnavailable naming what could not be done.
 
     Outside a transaction the broken connection is closed as well, so the next call opens a new one: a worker or
     script that keeps running recovers once the database is back (Django only does this between web requests).
+    A class rather than a generator: it wraps every recorded call, and entering it should cost next to nothing.
     """
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        if not _connection_lost(exc):
-            raise  # a deadlock or a query error: the database is there, the caller learns what went wrong
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if not isinstance(exc, OperationalError | InterfaceError) or not _connection_lost(exc):
+            return  # nothing failed, or a deadlock or query error: the caller learns what went wrong
         if not connection.in_atomic_block:
             with suppress(DatabaseError):
                 connection.close()
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"{action}: the database is unavailable ({reason})") from exc
+        raise DatabaseUnavailable(f"{self.action}: the database is unavailable ({reason})") from exc
 
 
 def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -60,15 +65,34 @@ def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     psycopg's preparing on unless DATABASE_PREPARED_STATEMENTS=0). Parsing and planning the full text on every
     call measured slower than the INSERT itself here.
     """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
-    connection.ensure_connection()
+    db = connections[DEFAULT_DB_ALIAS]  # one lookup: every attribute read through the proxy repeats it
+    if db.vendor != "postgresql":
+        with db.cursor() as django_cursor:
+            django_cursor.execute(sql, params)
+            return django_cursor.fetchone()
+    if db.connection is None:
+        db.ensure_connection()
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with db.wrap_database_errors:
+        cursor = _write_path_cursor(db.connection)
         cursor.execute(sql, params, prepare=True)
         row = cursor.fetchone()
-    if connection.queries_logged:  # keep query logging (tests, debug tools) complete
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    if db.queries_logged:  # keep query logging (tests, debug tools) complete
+        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
     return row
+
+
+_cursors: dict[int, tuple[psycopg.Connection[Any], psycopg.Cursor[Any]]] = {}
+
+
+def _write_path_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """One plain psycopg cursor per connection, made once: building a cursor cost as much as dumping a call's
+    parameters. Keyed by the connection object, so a reconnect (or another thread's connection) gets its own."""
+    held = _cursors.get(id(conn))
+    if held is not None and held[0] is conn and not held[1].closed:
+        return held[1]
+    if len(_cursors) > 64:  # connections come and go (one per thread, new ones after a reconnect)
+        _cursors.clear()
+    cursor = psycopg.Cursor(conn)
+    _cursors[id(conn)] = (conn, cursor)
+    return cursor

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any, Literal
@@ -70,13 +70,21 @@ def _claim_and_insert_log() -> str:
     )"""
 
 
+@cache
+def _statement_text(then: str, partitioned: bool) -> str:
+    """Built once per process: formatting the full text on every call cost more than some of the work it does."""
+    if partitioned:
+        return f"WITH {_claim_and_insert_log()} {then}"
+    return f"WITH log AS ({INSERT_LOG}) {then}"
+
+
 def _log_statement(log: AIUsageLog, then: str) -> tuple[str, list[Any]]:
     """WITH log AS (insert the log, unless its event_id was seen) followed by `then` (more CTEs, a SELECT), and
     the parameters of the log part."""
     values = _log_values(log)
     if log_table_partitioned():
-        return f"WITH {_claim_and_insert_log()} {then}", [log.event_id, log.event_id, *values, log.event_id]
-    return f"WITH log AS ({INSERT_LOG}) {then}", values
+        return _statement_text(then, True), [log.event_id, log.event_id, *values, log.event_id]
+    return _statement_text(then, False), values
 
 
 @dataclass(frozen=True)
@@ -115,45 +123,63 @@ def build_log(
     identity = validation.check_identity(
         user=user, feature=feature, provider=provider, model=model, session_id=session_id, event_id=event_id
     )
-    log = AIUsageLog(
+    return priced_log(
+        identity,
+        tokens,
         occurred_at=when,
-        **identity,
         latency_ms=validation.check_latency(latency_ms),
         status=validation.check_status(status),
         error_message=validation.clip_error_message(error_message),
         request_meta=validation.check_metadata("request_meta", request_meta),
         response_meta=validation.check_metadata("response_meta", response_meta),
-        **tokens.__dict__,
     )
-    log.pricing, log.total_cost = price_call(log.provider, log.model, when, tokens)
+
+
+_ALL_COLUMNS = [(f.attname, f) for f in AIUsageLog._meta.concrete_fields]
+_PRICING_FIELD = AIUsageLog._meta.get_field("pricing")
+
+
+def priced_log(identity: dict[str, Any], tokens: TokenCounts, **checked: Any) -> AIUsageLog:
+    """The unsaved log of values already validated (an identity from check_identity, tokens, and occurred_at,
+    latency_ms, status, error_message, request_meta, response_meta), priced by the version in force then."""
+    version, cost = price_call(identity["provider"], identity["model"], checked["occurred_at"], tokens)
+    values = identity | checked | tokens.__dict__
+    values["total_cost"], values["pricing_id"] = cost, None if version is None else version.pk
+    # Positional arguments in column order take the model's fast path (half the time of keyword arguments).
+    log = AIUsageLog(*[values[name] if name in values else f.get_default() for name, f in _ALL_COLUMNS])
+    if version is not None:
+        _PRICING_FIELD.set_cached_value(log, version)  # log.pricing without a query, as assigning it would do
     return log
 
 
 # On PostgreSQL psycopg adapts validated ints, strings, Decimals and aware datetimes itself; Django's per-field
-# preparation (several reads of the connection per field, 100+ microseconds a row) is only needed for JSON.
-_DJANGO_PREPARED = [isinstance(f, models.JSONField) for f in LOG_FIELDS]
+# preparation (several reads of the connection per field, 100+ microseconds a row) is only needed for JSON. Only
+# recorded_at computes its value when saved; every other value is the attribute itself.
+_LOG_COLUMNS = [
+    (f, f.attname, bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)),
+     isinstance(f, models.JSONField))
+    for f in LOG_FIELDS
+]  # fmt: skip
 
 
 def _log_values(log: AIUsageLog) -> list[Any]:
     db = connections[DEFAULT_DB_ALIAS]
-    values = [f.pre_save(log, add=True) for f in LOG_FIELDS]
     if db.vendor != "postgresql":
-        return [f.get_db_prep_save(v, db) for f, v in zip(LOG_FIELDS, values, strict=True)]
-    return [
-        f.get_db_prep_save(v, db) if prepared else v
-        for f, v, prepared in zip(LOG_FIELDS, values, _DJANGO_PREPARED, strict=True)
-    ]
+        return [f.get_db_prep_save(f.pre_save(log, add=True), db) for f in LOG_FIELDS]
+    values = []
+    for f, attname, computed, is_json in _LOG_COLUMNS:
+        value = f.pre_save(log, add=True) if computed else getattr(log, attname)
+        values.append(f.get_db_prep_save(value, db) if is_json and value is not None else value)
+    return values
 
 
-def _spend_values(log: AIUsageLog) -> list[Any]:
+def _spend_values(log: AIUsageLog, zone: str, day: date) -> list[Any]:
     unpriced = 1 if log.total_cost is None else 0
-    day = periods.reporting_day(log.occurred_at)
-    return [log.user_id, periods.reporting_zone_name(), day, log.total_cost or 0, unpriced]
+    return [log.user_id, zone, day, log.total_cost or 0, unpriced]
 
 
-def _other_days_values(log: AIUsageLog) -> list[Any]:
-    day = periods.reporting_day(log.occurred_at)
-    return [log.user_id, periods.reporting_zone_name(), periods.month_start(day), periods.next_month_start(day), day]
+def _other_days_values(log: AIUsageLog, zone: str, day: date) -> list[Any]:
+    return [log.user_id, zone, periods.month_start(day), periods.next_month_start(day), day]
 
 
 @dataclass(frozen=True)
@@ -162,11 +188,13 @@ class _Inserted:
     spend: tuple[Decimal, Decimal] | None  # (day, month) spend of the user after this call
 
 
-def _insert(log: AIUsageLog) -> _Inserted | None:
-    """Insert the log and add it to the user's live spend, both or neither; None when event_id was seen before."""
+def _insert(log: AIUsageLog, day: date) -> _Inserted | None:
+    """Insert the log and add it to the user's live spend on reporting `day`, both or neither; None when event_id
+    was seen before."""
     if connection.vendor == "postgresql" and log.user_id is not None:
         statement, params = _log_statement(log, SPEND_AND_RESULT)
-        row = fetch_one(statement, params + _spend_values(log) + _other_days_values(log))
+        zone = periods.reporting_zone_name()
+        row = fetch_one(statement, params + _spend_values(log, zone, day) + _other_days_values(log, zone, day))
         return None if row is None else _Inserted(int(row[0]), (row[1], row[2] + row[1]))
     with transaction.atomic():
         if connection.vendor == "postgresql":
@@ -176,16 +204,16 @@ def _insert(log: AIUsageLog) -> _Inserted | None:
         if row is None or log.user_id is None:
             return None if row is None else _Inserted(int(row[0]), None)
         with connection.cursor() as cursor:
-            cursor.execute(ADD_TO_DAILY_SPEND, _spend_values(log))
-        day_spend, month_spend, _unpriced = budgets.spend_in_month(log.user_id, periods.reporting_day(log.occurred_at))
+            cursor.execute(ADD_TO_DAILY_SPEND, _spend_values(log, periods.reporting_zone_name(), day))
+        day_spend, month_spend, _unpriced = budgets.spend_in_month(log.user_id, day)
     return _Inserted(int(row[0]), (day_spend, month_spend))
 
 
-def _announce_crossing(log: AIUsageLog, spend_after: tuple[Decimal, Decimal] | None) -> None:
+def _announce_crossing(log: AIUsageLog, day: date, spend_after: tuple[Decimal, Decimal] | None) -> None:
     """Tell listeners (the alert job) when this call took today's or this month's spend over 80% or 100%."""
     if spend_after is None or log.user_id is None or not log.total_cost:
         return
-    if periods.reporting_day(log.occurred_at) != periods.today():
+    if day != periods.today():
         return
     day_limit, month_limit = budgets.user_limits(log.user_id)
     day_after, month_after = spend_after
@@ -198,13 +226,14 @@ def _announce_crossing(log: AIUsageLog, spend_after: tuple[Decimal, Decimal] | N
 def save_log(log: AIUsageLog) -> RecordResult:
     """Store one validated log. A repeated event_id stores nothing and is reported as a duplicate.
     Raises DatabaseUnavailable when the database cannot be reached."""
+    day = periods.reporting_day(log.occurred_at)
     with database_available("the call was not recorded"):
-        inserted = _insert(log)
+        inserted = _insert(log, day)
     if inserted is None:
         return RecordResult(None)
     log.pk = inserted.log_id
     log._state.adding = False
-    _announce_crossing(log, inserted.spend)
+    _announce_crossing(log, day, inserted.spend)
     forward_after_commit([log])
     return RecordResult(log)
 

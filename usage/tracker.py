@@ -25,10 +25,10 @@ from django.utils import timezone
 
 from usage import budgets, validation
 from usage.adapters import tokens_from_response
-from usage.db import DatabaseUnavailable, database_available
+from usage.db import DatabaseUnavailable
 from usage.models import AIUsageLog, CallStatus
 from usage.pricing import TokenCounts
-from usage.recording import RecordResult, build_log, record_usage, save_log
+from usage.recording import RecordResult, priced_log, record_usage, save_log
 from usage.validation import InvalidUsage
 
 __all__ = ["AIUsageTracker", "BudgetExceeded", "DatabaseUnavailable", "InvalidUsage", "RecordResult", "record_usage"]
@@ -63,8 +63,9 @@ def status_for_exception(exc: BaseException) -> str:
 class AIUsageTracker:
     """Collects one call's tokens and metadata inside `track_ai_request` and writes the log when the block ends."""
 
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self._fields = fields
+    def __init__(self, identity: dict[str, Any], request_meta: dict[str, Any] | None) -> None:
+        self._identity = identity  # validated when the block was entered
+        self._meta: dict[str, dict[str, Any] | None] = {"request_meta": request_meta, "response_meta": None}
         self._tokens = TokenCounts()
         self._status: str = CallStatus.SUCCESS
         self._error_message = ""
@@ -90,15 +91,15 @@ class AIUsageTracker:
 
     def set_usage_from_response(self, response_or_usage: Any) -> None:
         """Read tokens from an OpenAI or Anthropic response (or its usage), normalised by the counting rule."""
-        self._tokens = tokens_from_response(self._fields["provider"], response_or_usage)
+        self._tokens = tokens_from_response(self._identity["provider"], response_or_usage)
 
     def set_metadata(
         self, request_meta: dict[str, Any] | None = None, response_meta: dict[str, Any] | None = None
     ) -> None:
         if request_meta is not None:
-            self._fields["request_meta"] = validation.check_metadata("request_meta", request_meta)
+            self._meta["request_meta"] = validation.check_metadata("request_meta", request_meta)
         if response_meta is not None:
-            self._fields["response_meta"] = validation.check_metadata("response_meta", response_meta)
+            self._meta["response_meta"] = validation.check_metadata("response_meta", response_meta)
 
     def mark_error(self, message: str, status: str = CallStatus.ERROR) -> None:
         self._status = validation.check_status(status)
@@ -119,26 +120,15 @@ class AIUsageTracker:
         enforce_budget: bool = False,
         request_meta: dict[str, Any] | None = None,
     ) -> Iterator[AIUsageTracker]:
-        fields: dict[str, Any] = {
-            "user": user,
-            "feature": feature,
-            "provider": validation.check_text("provider", provider, required=True),
-            "model": model,
-            "session_id": session_id,
-            "event_id": event_id,
-            "request_meta": request_meta,
-        }
         # Fail on bad identifiers before the AI call runs, not after it has been paid for.
-        user_id = validation.check_identity(
+        identity = validation.check_identity(
             user=user, feature=feature, provider=provider, model=model, session_id=session_id, event_id=event_id
-        )["user_id"]
-        validation.check_metadata("request_meta", request_meta)
-        if enforce_budget and user_id is not None:
-            with database_available("the spend limit could not be checked"):
-                spend = budgets.spend_status(user_id)
-            if spend.status == budgets.SpendStatus.EXCEEDED:
-                raise BudgetExceeded(spend)
-        tracker = cls(fields)
+        )
+        request_meta = validation.check_metadata("request_meta", request_meta)
+        user_id = identity["user_id"]
+        if enforce_budget and user_id is not None and budgets.limit_reached(user_id):
+            raise BudgetExceeded(budgets.spend_status(user_id))
+        tracker = cls(identity, request_meta)
         started_at, started = timezone.now(), time.perf_counter()
         try:
             yield tracker
@@ -153,13 +143,14 @@ class AIUsageTracker:
 
     def _save(self, started_at: Any, started: float) -> None:
         latency_ms = round((time.perf_counter() - started) * 1000)
-        log = build_log(
-            **self._fields,
-            tokens=self._tokens,
+        log = priced_log(
+            self._identity,
+            self._tokens,
             occurred_at=started_at,
             latency_ms=latency_ms,
             status=self._status,
             error_message=self._error_message,
+            **self._meta,
         )
         self.result = save_log(log)
         self.log = self.result.log
@@ -170,7 +161,7 @@ class AIUsageTracker:
             self._save(started_at, started)
         except Exception:
             logger.exception(
-                "could not record a failed AI call (%s/%s)", self._fields["provider"], self._fields["model"]
+                "could not record a failed AI call (%s/%s)", self._identity["provider"], self._identity["model"]
             )
 
     # -- reads from the product notes ------------------------------------------------------------------------

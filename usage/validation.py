@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from usage.models import AIUsageLog, CallStatus
@@ -28,6 +29,7 @@ class InvalidUsage(ValueError):
         super().__init__(f"{field}: {problem}")
 
 
+@cache  # the model's columns do not change while the process runs
 def _max_length(field: str) -> int:
     return int(getattr(AIUsageLog._meta.get_field(field), "max_length", 0) or 0)
 
