@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import strawberry
@@ -14,11 +15,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
@@ -251,12 +255,31 @@ class Mutation:
         return QueuedTask(task_id=rollup_usage.delay(**dates).id)
 
 
+@cache
+def _limit_rules(max_depth: int, max_aliases: int) -> tuple[Any, ...]:
+    """The depth and alias rules for these limits. Strawberry's limiters make a new rule class per instance; made
+    once per value, the rules are the same on every request, so a validated query can be served from the cache."""
+    depth = QueryDepthLimiter(max_depth=max_depth).validation_rules
+    aliases = MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules
+    return (*depth, *aliases)
+
+
+class RequestLimits(AddValidationRules):
+    """Query depth and alias limits, read from settings on each request."""
+
+    def __init__(self) -> None:
+        super().__init__(list(_limit_rules(settings.GRAPHQL_MAX_DEPTH, settings.GRAPHQL_MAX_ALIASES)))
+
+
 def extensions() -> list[Any]:
     chosen: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=settings.GRAPHQL_MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.GRAPHQL_MAX_ALIASES),
+        RequestLimits,
         lambda: MaxTokensLimiter(max_token_count=settings.GRAPHQL_MAX_TOKENS),
         lambda: MaskErrors(should_mask_error=should_mask_error),
+        # Dashboards send the same few query texts again and again: parse and validate each once per process.
+        # Both caches are keyed by everything that decides the outcome (text, token limit, rules), and bounded.
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if not settings.GRAPHQL_INTROSPECTION:
         chosen.append(DisableIntrospection)
