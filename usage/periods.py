@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.utils import timezone
 
 
 def reporting_zone_name() -> str:
@@ -23,7 +22,7 @@ def reporting_day(at: datetime) -> date:
 
 
 def today() -> date:
-    return reporting_day(timezone.now())
+    return reporting_day(datetime.now(UTC))  # aware UTC, as timezone.now() is with USE_TZ (always on here)
 
 
 def month_start(day: date) -> date:

@@ -166,9 +166,10 @@ def _log_values(log: AIUsageLog) -> list[Any]:
     db = connections[DEFAULT_DB_ALIAS]
     if db.vendor != "postgresql":
         return [f.get_db_prep_save(f.pre_save(log, add=True), db) for f in LOG_FIELDS]
+    stored = log.__dict__  # every column of a log built here is set; reading it skips each field's descriptor
     values = []
     for f, attname, computed, is_json in _LOG_COLUMNS:
-        value = f.pre_save(log, add=True) if computed else getattr(log, attname)
+        value = f.pre_save(log, add=True) if computed else stored[attname]
         values.append(f.get_db_prep_save(value, db) if is_json and value is not None else value)
     return values
 
