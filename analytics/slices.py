@@ -20,7 +20,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import models
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, models
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
@@ -237,6 +238,10 @@ class SliceQuery:
             unsettled = merge_ranges({day for hour in dirty for day in local_days(hour, self.zone)}, DAY)
             hourly = [(zone_start(first, self.zone), zone_start(end, self.zone)) for first, end in unsettled]
         dirty_ranges = merge_ranges(dirty, HOUR)
+        source = "summaries+logs" if dirty else "summaries"
+        if self._ranks_in_database(keys, daily):
+            ranked = self._top_users_across_sources(hourly, dirty_ranges, unsettled)
+            return _merge([ranked], keys, self.granularity, source)
         if hourly:
             parts.append(self._buckets(keys, hourly, dirty_ranges))
         if dirty_ranges:
@@ -244,7 +249,7 @@ class SliceQuery:
         if daily is not None:
             also = {row["user_id"] for rows in parts for row in rows if row.get("user_id") is not None}
             parts.append(self._days(daily, keys, unsettled, also))
-        return _merge(parts, keys, self.granularity, "summaries+logs" if dirty else "summaries")
+        return _merge(parts, keys, self.granularity, source)
 
     def _daily_table(self, keys: list[str]) -> type[UserAICostSummary] | type[DailyUsageSummary] | None:
         """The daily summary that holds this slice's answer, if any: days of the reporting zone, whole days,
@@ -268,10 +273,7 @@ class SliceQuery:
     ) -> list[dict[str, Any]]:
         """Grouped rows of the settled days. For a top-n ranking, only the n best users of those days and the
         users `also` found elsewhere (the unsettled hours): no other user can rank among the n best overall."""
-        first, end = self.start.astimezone(self.zone).date(), self.end.astimezone(self.zone).date()
-        rows = table._default_manager.filter(date__gte=first, date__lt=end).filter(self.filters.q())
-        for low, high in unsettled:
-            rows = rows.exclude(date__gte=low, date__lt=high)
+        rows = self._settled_days(table, unsettled)
         names = [DIMENSIONS[key] for key in keys]
         if self.granularity == "day":
             rows, names = rows.annotate(period=F("date")), ["period", *names]
@@ -288,19 +290,83 @@ class SliceQuery:
                 row["period"] = zone_start(row["period"], self.zone)
         return found
 
+    def _settled_days(self, table: type[models.Model], unsettled: list[tuple[date, date]]) -> QuerySet[Any]:
+        first, end = self.start.astimezone(self.zone).date(), self.end.astimezone(self.zone).date()
+        rows = table._default_manager.filter(date__gte=first, date__lt=end).filter(self.filters.q())
+        for low, high in unsettled:
+            rows = rows.exclude(date__gte=low, date__lt=high)
+        return rows
+
+    def _log_rows(self, ranges: Ranges) -> QuerySet[Any]:
+        return AIUsageLog.objects.filter(_within("occurred_at", ranges), self.filters.log_q())
+
+    def _bucket_rows(self, ranges: Ranges, dirty: Ranges) -> QuerySet[Any]:
+        buckets = UsageHourlyBucket.objects.filter(_within("hour", ranges)).filter(self.filters.q())
+        return buckets.exclude(_within("hour", dirty)) if dirty else buckets
+
     def _logs(self, keys: list[str], ranges: Ranges) -> list[dict[str, Any]]:
-        logs = AIUsageLog.objects.filter(_within("occurred_at", ranges), self.filters.log_q())
         return _grouped(
-            logs, "occurred_at", keys, self.granularity, self.zone, self._wanted(log_metrics()), self.with_users
-        )
+            self._log_rows(ranges), "occurred_at", keys, self.granularity, self.zone, self._wanted(log_metrics()),
+            self.with_users,
+        )  # fmt: skip
 
     def _buckets(self, keys: list[str], ranges: Ranges, dirty: Ranges) -> list[dict[str, Any]]:
-        buckets = UsageHourlyBucket.objects.filter(_within("hour", ranges)).filter(self.filters.q())
-        if dirty:
-            buckets = buckets.exclude(_within("hour", dirty))
         return _grouped(
-            buckets, "hour", keys, self.granularity, self.zone, self._wanted(summary_metrics()), self.with_users
-        )
+            self._bucket_rows(ranges, dirty), "hour", keys, self.granularity, self.zone,
+            self._wanted(summary_metrics()), self.with_users,
+        )  # fmt: skip
+
+    def _ranks_in_database(self, keys: list[str], daily: type[models.Model] | None) -> bool:
+        """A top-n of users with no time grain: PostgreSQL can sum every source and rank in one statement."""
+        return (
+            self.top is not None and keys == ["user"] and not self.granularity and daily is UserAICostSummary
+            and connection.vendor == "postgresql"
+        )  # fmt: skip
+
+    def _top_users_across_sources(
+        self, hourly: Ranges, dirty: Ranges, unsettled: list[tuple[date, date]]
+    ) -> list[dict[str, Any]]:
+        """The n best users over the settled days, the clean hours of unsettled days and the unrolled logs, summed
+        and ranked by the database in one statement: only n rows come back, however many users were active."""
+        assert self.top is not None
+        summed = self._wanted(summary_metrics())
+        sources = [self._settled_days(UserAICostSummary, unsettled).values("user_id").annotate(**summed)]
+        if hourly:
+            sources.append(self._bucket_rows(hourly, dirty).values("user_id").annotate(**summed))
+        if dirty:
+            sources.append(self._log_rows(dirty).values("user_id").annotate(**self._wanted(log_metrics())))
+        return top_across(sources, self.top)
+
+
+def top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int]) -> list[dict[str, Any]]:
+    """Per-user rows of several grouped sources summed per user and ranked: one UNION ALL statement that returns
+    the best `count` users by the sum of the ranking measures (ties by user id)."""
+    measures, count = top
+    columns = [name for name in [*SUMMED, "latency_max_ms"] if name in parts[0].query.annotations]
+    selects: list[str] = []
+    params: list[Any] = []
+    for part in parts:
+        try:
+            sql, part_params = part.order_by().query.sql_with_params()
+        except EmptyResultSet:  # a filter no row can match (an empty list of user ids)
+            continue
+        selects.append(f"SELECT user_id, {', '.join(columns)} FROM ({sql}) AS part")
+        params.extend(part_params)
+    if not selects:
+        return []
+    totals = [
+        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name == "total_cost"
+        else f"SUM({name})::bigint"
+        for name in columns
+    ]  # fmt: skip
+    rank = " + ".join(f"SUM({name})" for name in measures)
+    statement = (
+        f"SELECT user_id, {', '.join(totals)} FROM ({' UNION ALL '.join(selects)}) AS sources "
+        f"WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY {rank} DESC, user_id LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, count])
+        return [dict(zip(["user_id", *columns], row, strict=True)) for row in cursor.fetchall()]
 
 
 def _top_rows(grouped: QuerySet[Any, Any], top: tuple[tuple[str, ...], int], also: set[int]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from django.utils import timezone
 from analytics.cau import refresh_cau_snapshots
 from analytics.rollup import run_rollup
 from tests.test_graphql_api import error_messages, gql, logged_in
+from usage import periods
 from usage.models import AIUsageLog
 from usage.recording import record_usage
 from usage.tracker import AIUsageTracker
@@ -184,3 +185,33 @@ def test_top_users_rank_the_unrolled_tail_too(staff: Any, calls: None, alice: An
     answer = gql(logged_in(staff), with_totals)["data"]["topUsers"]
     assert (money(answer["totals"]["cost"]), answer["totals"]["requests"]) == (Decimal("4.5"), 5)
     assert answer["rows"] == [{"userId": str(bob.pk)}]
+
+
+def test_top_users_sum_settled_days_clean_hours_and_the_tail_per_user(staff: Any, alice: Any, bob: Any,
+                                                                        make_price: Any) -> None:  # fmt: skip
+    """Each user's rank comes from all three sources at once: alice's settled day alone, bob's rolled-up hour of a
+    day that is unsettled again (a late event) plus his late event, and carol's late event alone."""
+    carol = get_user_model().objects.create_user("carol", "carol@example.com", "pw")
+    make_price(input_price=Decimal("1"))  # 1 USD a million input tokens
+    zone = periods.reporting_zone()
+    yesterday = datetime.combine(periods.today() - timedelta(days=1), time(0), tzinfo=zone)
+    record_usage(user=alice, feature="chat", provider="acme", model="acme-1", input_tokens=3_000_000,
+                 occurred_at=yesterday - timedelta(days=2, hours=-12))  # fmt: skip
+    record_usage(user=bob, feature="chat", provider="acme", model="acme-1", input_tokens=2_000_000,
+                 occurred_at=yesterday + timedelta(hours=10))  # fmt: skip
+    run_rollup()
+    AIUsageLog.objects.update(recorded_at=timezone.now() - timedelta(days=1))  # all rolled up long ago
+    for user, tokens in [(bob, 1_500_000), (carol, 2_500_000)]:  # late events for yesterday evening
+        record_usage(user=user, feature="chat", provider="acme", model="acme-1", input_tokens=tokens,
+                     occurred_at=yesterday + timedelta(hours=20))  # fmt: skip
+    query = (
+        "{ topUsers(range: {days: 7}, limit: %d, orderBy: COST) { source rows { userId metrics { cost requests } } } }"
+    )
+    answer = gql(logged_in(staff), query % 3)["data"]["topUsers"]
+    assert answer["source"] == "summaries+logs"
+    assert [(r["userId"], money(r["metrics"]["cost"]), r["metrics"]["requests"]) for r in answer["rows"]] == [
+        (str(bob.pk), Decimal("3.5"), 2), (str(alice.pk), Decimal("3"), 1), (str(carol.pk), Decimal("2.5"), 1)
+    ]  # fmt: skip
+    # Neither of bob's parts alone (2.00 in the bucket, 1.50 in the tail) beats alice's 3.00: only their sum does.
+    rows = gql(logged_in(staff), query % 1)["data"]["topUsers"]["rows"]
+    assert [(r["userId"], money(r["metrics"]["cost"])) for r in rows] == [(str(bob.pk), Decimal("3.5"))]
