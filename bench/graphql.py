@@ -125,6 +125,8 @@ def floor_query(url: str, sql: str, days: int) -> Callable[[], Any]:
 
 
 def query_figures(url: str) -> dict[str, Any]:
+    from django.contrib.auth import get_user_model
+
     client = graphql_client()
     timeline = post(client, TIMELINE)["costTimeline"]
     top = post(client, TOP_USERS)["topUsers"]
@@ -136,6 +138,10 @@ def query_figures(url: str) -> dict[str, Any]:
     assert len(timeline["rows"]) == len(floor_query(url, TIMELINE_FLOOR, 90)())
     figures: dict[str, Any] = {"timeline_source": timeline["source"], "top_users_source": top["source"]}
     figures["timeline"] = timings(lambda: post(client, TIMELINE), QUERY_RUNS)
+    from bench.graphql_execution import executor
+
+    staff = get_user_model().objects.get(username="bench-staff")
+    figures["timeline_execution"] = timings(executor(TIMELINE, staff), QUERY_RUNS)
     figures["timeline_floor"] = timings(floor_query(url, TIMELINE_FLOOR, 90), QUERY_RUNS)
     figures["top_users"] = timings(lambda: post(client, TOP_USERS), QUERY_RUNS)
     figures["top_users_floor"] = timings(floor_query(url, TOP_USERS_FLOOR, 30), QUERY_RUNS)
@@ -213,6 +219,7 @@ def report(r: dict[str, Any]) -> None:
     logs = f"{r['logs']:,}"
     timeline, timeline_floor = r["timeline"], r["timeline_floor"]
     top, top_floor = r["top_users"], r["top_users_floor"]
+    execution = r["timeline_execution"]
     write_section(
         f"graphql-{r['logs']}",
         f"""
@@ -230,6 +237,9 @@ topUsers `{r["top_users_source"]}`.
 | `costTimeline` 90 days, daily, by provider | {timeline["median_ms"]} ms | {timeline["p95_ms"]} ms | \
 {timeline_floor["median_ms"]} ms | {timeline_floor["p95_ms"]} ms | \
 {ratio(timeline["median_ms"], timeline_floor["median_ms"])} | at most 3x, p95 under 50 ms |
+| `costTimeline`'s answer executed by Strawberry alone (computed once; no SQL, HTTP or JSON) | \
+{execution["median_ms"]} ms | {execution["p95_ms"]} ms | {timeline_floor["median_ms"]} ms | \
+{timeline_floor["p95_ms"]} ms | {ratio(execution["median_ms"], timeline_floor["median_ms"])} | |
 | `topUsers` 30 days | {top["median_ms"]} ms | {top["p95_ms"]} ms | {top_floor["median_ms"]} ms | \
 {top_floor["p95_ms"]} ms | {ratio(top["median_ms"], top_floor["median_ms"])} | at most 3x, p95 under 50 ms |
 | `recordUsage`, 1,000 events | {r["record_ms"]} ms | | {r["copy_ms"]} ms (COPY) | | \

@@ -45,6 +45,27 @@ SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, COUNT(*), COUNT(*) FILTE
 FROM usage_aiusagelog WHERE user_id IS NOT NULL GROUP BY 1, 2
 """
 
+# The hourly grain alone, as bare as it gets: the same GROUP BY the rollup's first step runs, stored in a table with
+# no index, key or id. Not a floor the target names; it shows what the required grain costs before any summary.
+HOURLY_GRAIN = """
+INSERT INTO bench_hourly_floor
+SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', user_id, provider, model, feature,
+       COUNT(*), COUNT(*) FILTER (WHERE status = 'success'),
+       COUNT(*) FILTER (WHERE status <> 'success'), COUNT(*) FILTER (WHERE status = 'error'),
+       COUNT(*) FILTER (WHERE status = 'timeout'), COUNT(*) FILTER (WHERE status = 'rate_limited'),
+       COUNT(*) FILTER (WHERE status = 'cancelled'), COUNT(*) FILTER (WHERE total_cost IS NULL),
+       SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens), SUM(cache_write_tokens),
+       SUM(reasoning_tokens), COALESCE(SUM(total_cost), 0), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms),
+       MAX(latency_ms)
+FROM usage_aiusagelog GROUP BY 1, 2, 3, 4, 5
+"""
+HOURLY_COLUMNS = (
+    "hour, user_id, provider, model, feature, total_requests, successful_requests, failed_requests, error_requests, "
+    "timeout_requests, rate_limited_requests, cancelled_requests, unpriced_requests, input_tokens, output_tokens, "
+    "cached_input_tokens, cache_write_tokens, reasoning_tokens, total_cost, latency_sum_ms, latency_count, "
+    "latency_max_ms"
+)
+
 
 def reset(cursor) -> None:  # type: ignore[no-untyped-def]
     cursor.execute(
@@ -55,6 +76,9 @@ def reset(cursor) -> None:  # type: ignore[no-untyped-def]
     cursor.execute("DROP TABLE IF EXISTS bench_daily_floor")
     cursor.execute("CREATE TABLE bench_daily_floor (LIKE analytics_useraicostsummary)")
     cursor.execute("ALTER TABLE bench_daily_floor DROP COLUMN id")
+    cursor.execute("DROP TABLE IF EXISTS bench_hourly_floor")
+    columns_only = f"SELECT {HOURLY_COLUMNS} FROM analytics_usagehourlybucket LIMIT 0"
+    cursor.execute(f"CREATE TABLE bench_hourly_floor AS {columns_only}")
 
 
 def ensure_users(count: int) -> None:
@@ -77,13 +101,13 @@ def generate(cursor, count: int, recorded, end, span_seconds: float, users: int)
     return time.perf_counter() - started
 
 
-def floor_statement(cursor) -> None:  # type: ignore[no-untyped-def]
+def floor_statement(cursor, statement: str = FLOOR) -> None:  # type: ignore[no-untyped-def]
     """The floor in a transaction with the same work_mem the rollup gives itself."""
     from analytics.rollup import ROLLUP_WORK_MEM
 
     cursor.execute("BEGIN")
     cursor.execute(f"SET LOCAL work_mem = '{ROLLUP_WORK_MEM}'")
-    cursor.execute(FLOOR)
+    cursor.execute(statement)
     cursor.execute("COMMIT")
 
 
@@ -115,6 +139,8 @@ def main() -> None:
         floor = timed(lambda: floor_statement(cursor))
         cursor.execute("SELECT COUNT(*) FROM bench_daily_floor")
         floor_rows = cursor.fetchone()[0]
+        hourly_grain = timed(lambda: floor_statement(cursor, HOURLY_GRAIN))
+        cursor.execute("DROP TABLE bench_hourly_floor")
     full_run = None
 
     def full() -> None:
@@ -142,6 +168,8 @@ def main() -> None:
         "generate_s": round(made, 1),
         "floor_s": round(floor, 2),
         "full_s": round(full_seconds, 2),
+        "hourly_grain_s": round(hourly_grain, 2),
+        "hourly_grain_ratio": round(hourly_grain / floor, 2),
         "ratio": round(full_seconds / floor, 2),
         "daily_rows": floor_rows,
         "incremental_s": round(incremental_seconds, 3),
@@ -170,6 +198,8 @@ in one transaction.
 | measure | time | floor | ratio | target |
 |---|---|---|---|---|
 | full rollup of {logs} logs | {result["full_s"]} s | {result["floor_s"]} s | {result["ratio"]}x | at most 1.5x |
+| the hourly grain alone, bare (one `INSERT … SELECT … GROUP BY hour, user, provider, model, feature` into a table \
+with no index) | {result["hourly_grain_s"]} s | {result["floor_s"]} s | {result["hourly_grain_ratio"]}x | |
 | incremental run after {new:,} new logs | {result["incremental_s"]} s | | | under 1 s |
 
 The incremental run recomputed {result["incremental_hours"]} hour(s): it finds the logs written since the previous

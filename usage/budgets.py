@@ -48,6 +48,11 @@ def thresholds_reached(spend: Decimal, limit: Decimal) -> list[int]:
     return [int(t) for t in ALERT_THRESHOLDS if spend * 100 >= limit * t and spend > 0]
 
 
+def near_limit(spend: Decimal, limit: Decimal) -> bool:
+    """Whether this spend has reached the lowest alert threshold (80% of the limit)."""
+    return spend * 100 >= limit * WARNING_PERCENT
+
+
 def crossed_threshold(before: Decimal, after: Decimal, limit: Decimal) -> bool:
     """Whether going from `before` to `after` reached an alert threshold not reached before."""
     return len(thresholds_reached(after, limit)) > len(thresholds_reached(before, limit))

@@ -218,6 +218,8 @@ def _announce_crossing(log: AIUsageLog, day: date, spend_after: tuple[Decimal, D
         return
     day_limit, month_limit = budgets.user_limits(log.user_id)
     day_after, month_after = spend_after
+    if not (budgets.near_limit(day_after, day_limit) or budgets.near_limit(month_after, month_limit)):
+        return  # most calls: below the lowest threshold, nothing can have been crossed
     if budgets.crossed_threshold(day_after - log.total_cost, day_after, day_limit) or budgets.crossed_threshold(
         month_after - log.total_cost, month_after, month_limit
     ):
