@@ -33,30 +33,26 @@ SELECT %(end)s::timestamptz - ((g * 0.6180339887) %% 1) * %(span)s * interval '1
 FROM generate_series(1, %(count)s) AS g
 CROSS JOIN LATERAL (SELECT %(first_user)s + (g::bigint * 7919) %% %(users)s AS id) u
 """
-FLOOR = """
-INSERT INTO bench_daily_floor
-SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, COUNT(*), COUNT(*) FILTER (WHERE status = 'success'),
+# Every summary measure as an aggregate over the logs, in the summary tables' column order.
+LOG_MEASURES = """COUNT(*), COUNT(*) FILTER (WHERE status = 'success'),
        COUNT(*) FILTER (WHERE status <> 'success'), COUNT(*) FILTER (WHERE status = 'error'),
        COUNT(*) FILTER (WHERE status = 'timeout'), COUNT(*) FILTER (WHERE status = 'rate_limited'),
        COUNT(*) FILTER (WHERE status = 'cancelled'), COUNT(*) FILTER (WHERE total_cost IS NULL),
        SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens), SUM(cache_write_tokens),
        SUM(reasoning_tokens), COALESCE(SUM(total_cost), 0), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms),
-       MAX(latency_ms)
+       MAX(latency_ms)"""
+FLOOR = f"""
+INSERT INTO bench_daily_floor
+SELECT (occurred_at AT TIME ZONE 'UTC')::date, user_id, {LOG_MEASURES}
 FROM usage_aiusagelog WHERE user_id IS NOT NULL GROUP BY 1, 2
 """
 
 # The hourly grain alone, as bare as it gets: the same GROUP BY the rollup's first step runs, stored in a table with
 # no index, key or id. Not a floor the target names; it shows what the required grain costs before any summary.
-HOURLY_GRAIN = """
+HOURLY_GRAIN = f"""
 INSERT INTO bench_hourly_floor
 SELECT date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', user_id, provider, model, feature,
-       COUNT(*), COUNT(*) FILTER (WHERE status = 'success'),
-       COUNT(*) FILTER (WHERE status <> 'success'), COUNT(*) FILTER (WHERE status = 'error'),
-       COUNT(*) FILTER (WHERE status = 'timeout'), COUNT(*) FILTER (WHERE status = 'rate_limited'),
-       COUNT(*) FILTER (WHERE status = 'cancelled'), COUNT(*) FILTER (WHERE total_cost IS NULL),
-       SUM(input_tokens), SUM(output_tokens), SUM(cached_input_tokens), SUM(cache_write_tokens),
-       SUM(reasoning_tokens), COALESCE(SUM(total_cost), 0), COALESCE(SUM(latency_ms), 0), COUNT(latency_ms),
-       MAX(latency_ms)
+       {LOG_MEASURES}
 FROM usage_aiusagelog GROUP BY 1, 2, 3, 4, 5
 """
 HOURLY_COLUMNS = (
