@@ -159,14 +159,18 @@ def spend_in_month(user_id: int, day: date) -> tuple[Decimal, Decimal, int]:
     return _as_decimal(today), _as_decimal(month), int(unpriced)
 
 
-def limit_reached(user_id: int) -> bool:
-    """Whether the user has reached today's or this month's limit (EXCEEDED): the one read an enforced call makes
-    before it runs: one prepared statement and no status objects. Raises DatabaseUnavailable when it is down."""
+def exceeded_spend(user_id: int) -> UserSpend | None:
+    """The check an enforced call makes before it runs: None while the user is under both limits (one prepared
+    statement, no status objects), else their spend status for the refusal. Raises DatabaseUnavailable when the
+    database is down."""
     day = periods.today()
     daily_limit, monthly_limit = user_limits(user_id)
     with database_available("the spend limit could not be checked"):
-        today_spend, month_spend, _unpriced = spend_in_month(user_id, day)
-    return today_spend >= daily_limit or month_spend >= monthly_limit
+        today_spend, month_spend, unpriced = spend_in_month(user_id, day)
+    if today_spend < daily_limit and month_spend < monthly_limit:
+        return None
+    return UserSpend(user_id, day, PeriodSpend(today_spend, daily_limit), PeriodSpend(month_spend, monthly_limit),
+                     unpriced)  # fmt: skip
 
 
 def spend_status(user_id: int, day: date | None = None) -> UserSpend:

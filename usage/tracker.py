@@ -126,8 +126,8 @@ class AIUsageTracker:
         )
         request_meta = validation.check_metadata("request_meta", request_meta)
         user_id = identity["user_id"]
-        if enforce_budget and user_id is not None and budgets.limit_reached(user_id):
-            raise BudgetExceeded(budgets.spend_status(user_id))
+        if enforce_budget and user_id is not None and (exceeded := budgets.exceeded_spend(user_id)) is not None:
+            raise BudgetExceeded(exceeded)
         tracker = cls(identity, request_meta)
         started_at, started = timezone.now(), time.perf_counter()
         try:
