@@ -75,8 +75,7 @@ class _VersionCache:
     def versions(self, provider_id: str, model_id: str) -> list[AIProviderPricing]:
         key = (provider_id, model_id)
         now = time.monotonic()
-        with self._lock:
-            hit = self._entries.get(key)
+        hit = self._entries.get(key)  # a single dict read is atomic; the lock guards the writes
         if hit and now - hit[0] < settings.AI_PRICING_CACHE_SECONDS:
             return hit[1]
         rows = list(
@@ -117,6 +116,8 @@ def find_price(provider: str, model: str, at: datetime) -> AIProviderPricing | N
 
 def _tiered(version: AIProviderPricing, kind: str, base: Decimal, total_input_tokens: int) -> Decimal:
     """The price for `kind` at this many input tokens: the highest tier whose start is exceeded, else the base."""
+    if not version.tiers:
+        return base  # most models: one price whatever the size of the call
     for tier in sorted(version.tiers.get(kind, []), key=lambda t: t["start"], reverse=True):
         if total_input_tokens > tier["start"]:
             return Decimal(tier["price"])
