@@ -335,10 +335,10 @@ class SliceQuery:
             sources.append(self._bucket_rows(hourly, dirty).values("user_id").annotate(**summed))
         if dirty:
             sources.append(self._log_rows(dirty).values("user_id").annotate(**self._wanted(log_metrics())))
-        return top_across(sources, self.top)
+        return _top_across(sources, self.top)
 
 
-def top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int]) -> list[dict[str, Any]]:
+def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int]) -> list[dict[str, Any]]:
     """Per-user rows of several grouped sources summed per user and ranked: one UNION ALL statement that returns
     the best `count` users by the sum of the ranking measures (ties by user id)."""
     measures, count = top

@@ -169,22 +169,22 @@ def exceeded_spend(user_id: int) -> UserSpend | None:
         today_spend, month_spend, unpriced = spend_in_month(user_id, day)
     if today_spend < daily_limit and month_spend < monthly_limit:
         return None
-    return UserSpend(user_id, day, PeriodSpend(today_spend, daily_limit), PeriodSpend(month_spend, monthly_limit),
-                     unpriced)  # fmt: skip
+    return user_spend(user_id, day, (daily_limit, monthly_limit), (today_spend, month_spend, unpriced))
 
 
 def spend_status(user_id: int, day: date | None = None) -> UserSpend:
     """Daily and monthly spend, limits, percentages and status of one user for a reporting day (default today)."""
     day = day or periods.today()
-    daily_limit, monthly_limit = user_limits(user_id)
-    today_spend, month_spend, unpriced = spend_in_month(user_id, day)
-    return UserSpend(
-        user_id=user_id,
-        day=day,
-        daily=PeriodSpend(today_spend, daily_limit),
-        monthly=PeriodSpend(month_spend, monthly_limit),
-        unpriced_requests_this_month=unpriced,
-    )
+    return user_spend(user_id, day, user_limits(user_id), spend_in_month(user_id, day))
+
+
+def user_spend(
+    user_id: int, day: date, limits: tuple[Decimal, Decimal], totals: tuple[Decimal, Decimal, int]
+) -> UserSpend:
+    """A user's spend status from their (daily, monthly) limits and (day, month, unpriced calls) totals."""
+    (daily_limit, monthly_limit), (today_spend, month_spend, unpriced) = limits, totals
+    return UserSpend(user_id, day, PeriodSpend(today_spend, daily_limit), PeriodSpend(month_spend, monthly_limit),
+                     unpriced)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -230,10 +230,7 @@ def every_user_spend(
         users = users.filter(Q(username__icontains=search) | Q(email__icontains=search))
     rows = []
     for user_id, username, email in users.iterator(chunk_size=2000):
-        today_spend, month_spend, unpriced = totals.get(user_id, (ZERO, ZERO, 0))
-        daily_limit, monthly_limit = user_limits(user_id)
-        spend = UserSpend(user_id, day, PeriodSpend(today_spend, daily_limit), PeriodSpend(month_spend, monthly_limit),
-                          unpriced)  # fmt: skip
+        spend = user_spend(user_id, day, user_limits(user_id), totals.get(user_id, (ZERO, ZERO, 0)))
         if status is None or spend.status.value == status:
             rows.append(UserSpendRow(user_id, username, email or "", spend))
     rows.sort(key=SPEND_ORDERINGS[order])
