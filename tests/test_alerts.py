@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +15,10 @@ from django.test.utils import override_settings
 from tasks import send_spend_alerts
 from tests.helpers.services import SmtpInbox
 from usage import periods
+from usage.events import spend_threshold_crossed
 from usage.models import SpendAlert, UserSpendLimit
 from usage.recording import record_usage
+from usage.tracker import AIUsageTracker, BudgetExceeded
 
 STAFF = ["staff@example.com"]
 # At 2 USD per million input tokens: 425,000 tokens cost 0.85 USD and 75,000 cost 0.15 USD.
@@ -100,6 +103,43 @@ def test_the_email_names_user_period_spend_limit_percentage_and_admin_page(limit
         "Percentage: 82.00% (threshold 80%)\n\n"
         f"Admin: http://127.0.0.1:8000/admin/auth/user/{limited_alice.pk}/change/\n"
     )
+
+
+def test_an_enforced_call_announces_the_monthly_thresholds_its_cost_crosses_over_earlier_days(
+    alice: Any, make_price: Any
+) -> None:
+    """An enforced call's write reuses the month figure its check read; the crossing it announces must still
+    count the spend of the month's other days."""
+    make_price(input_price=Decimal("2.00"))
+    UserSpendLimit.objects.create(user=alice, daily_limit=Decimal("100.00"), monthly_limit=Decimal("10.00"))
+    today = periods.today()
+    other_day = today - timedelta(days=1) if today.day > 1 else today + timedelta(days=1)
+    at = datetime.combine(other_day, time(12), tzinfo=periods.reporting_zone())
+    record_usage(user=alice, feature="chat", provider="acme", model="acme-1", input_tokens=3_500_000, occurred_at=at)
+    heard: list[int] = []
+
+    def listen(user_id: int, **_kwargs: Any) -> None:
+        heard.append(user_id)
+
+    def enforced_call(input_tokens: int) -> None:
+        track = AIUsageTracker.track_ai_request
+        with track(user=alice, feature="chat", provider="acme", model="acme-1", enforce_budget=True) as tracker:
+            tracker.set_tokens(input_tokens=input_tokens)
+
+    spend_threshold_crossed.connect(listen, dispatch_uid="test-listen")
+    try:
+        enforced_call(500_000)  # 7.00 on the other day + 1.00 today: 80% of the month's 10.00
+        assert heard == [alice.pk]
+        enforced_call(250_000)  # 8.50: no new threshold
+        assert heard == [alice.pk]
+        enforced_call(750_000)  # 10.00: 100%
+        assert heard == [alice.pk, alice.pk]
+        with pytest.raises(BudgetExceeded, match=r"exceeded the monthly AI spend limit: 10\.00 of 10\.00 USD"):
+            enforced_call(1)
+    finally:
+        spend_threshold_crossed.disconnect(dispatch_uid="test-listen")
+    assert heard == [alice.pk, alice.pk]
+    assert alice.ai_usage_logs.count() == 4
 
 
 def test_two_thresholds_crossed_at_once_send_only_the_highest(limited_alice: Any) -> None:

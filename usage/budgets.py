@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Context, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -159,17 +159,25 @@ def spend_in_month(user_id: int, day: date) -> tuple[Decimal, Decimal, int]:
     return _as_decimal(today), _as_decimal(month), int(unpriced)
 
 
-def exceeded_spend(user_id: int) -> UserSpend | None:
-    """The check an enforced call makes before it runs: None while the user is under both limits (one prepared
-    statement, no status objects), else their spend status for the refusal. Raises DatabaseUnavailable when the
-    database is down."""
+class BudgetCheck(NamedTuple):
+    """What an enforced call's check read before the call ran."""
+
+    day: date  # the reporting day it was made on
+    other_days_spend: Decimal  # the month's spend on its other days, which the call's own write need not read again
+    refusal: UserSpend | None  # the user's spend status when they are over a limit, else None
+
+
+def check_before_call(user_id: int) -> BudgetCheck:
+    """The check an enforced call makes before it runs: one prepared statement, and status objects only for a
+    refusal. Raises DatabaseUnavailable when the database is down."""
     day = periods.today()
     daily_limit, monthly_limit = user_limits(user_id)
     with database_available("the spend limit could not be checked"):
         today_spend, month_spend, unpriced = spend_in_month(user_id, day)
-    if today_spend < daily_limit and month_spend < monthly_limit:
-        return None
-    return user_spend(user_id, day, (daily_limit, monthly_limit), (today_spend, month_spend, unpriced))
+    refusal = None
+    if today_spend >= daily_limit or month_spend >= monthly_limit:
+        refusal = user_spend(user_id, day, (daily_limit, monthly_limit), (today_spend, month_spend, unpriced))
+    return BudgetCheck(day, month_spend - today_spend, refusal)
 
 
 def spend_status(user_id: int, day: date | None = None) -> UserSpend:

@@ -43,14 +43,16 @@ ADD_TO_DAILY_SPEND = UPSERT_SPEND.format(source="VALUES (%s, %s, %s, %s, 1, %s)"
 # PostgreSQL does both in one statement, so a call costs one round trip and one commit. It also returns the
 # user's spend after the call: the day's counter as updated under its row lock (exact under concurrency) and the
 # month's other days, from which save_log tells whether this call crossed an alert threshold.
-SPEND_AND_RESULT = f"""
-    , spend AS ({UPSERT_SPEND.format(source="SELECT %s, %s, %s, %s, 1, %s FROM log")} RETURNING cost)
+_ADD_SPEND = f", spend AS ({UPSERT_SPEND.format(source='SELECT %s, %s, %s, %s, 1, %s FROM log')} RETURNING cost)"
+SPEND_AND_RESULT = f"""{_ADD_SPEND}
     SELECT log.id, spend.cost, (
         SELECT COALESCE(SUM(other.cost), 0) FROM {SPEND_TABLE} other
         WHERE other.user_id = %s AND other.time_zone = %s AND other.day >= %s AND other.day < %s AND other.day <> %s
     )
     FROM log CROSS JOIN spend
 """
+# The same for a call whose budget check has just read the month's other days: only the day's counter comes back.
+SPEND_OF_DAY = f"{_ADD_SPEND} SELECT log.id, spend.cost FROM log CROSS JOIN spend"
 
 
 @cache
@@ -189,12 +191,18 @@ class _Inserted:
     spend: tuple[Decimal, Decimal] | None  # (day, month) spend of the user after this call
 
 
-def _insert(log: AIUsageLog, day: date) -> _Inserted | None:
+def _insert(log: AIUsageLog, day: date, check: budgets.BudgetCheck | None) -> _Inserted | None:
     """Insert the log and add it to the user's live spend on reporting `day`, both or neither; None when event_id
     was seen before."""
     if connection.vendor == "postgresql" and log.user_id is not None:
-        statement, params = _log_statement(log, SPEND_AND_RESULT)
         zone = periods.reporting_zone_name()
+        if check is not None and check.day == day:
+            # The month's other days, read by the check moments ago, change only if a late event for an earlier
+            # day lands in between; the alert job's next run (every minute) covers that rare case.
+            statement, params = _log_statement(log, SPEND_OF_DAY)
+            row = fetch_one(statement, params + _spend_values(log, zone, day))
+            return None if row is None else _Inserted(int(row[0]), (row[1], check.other_days_spend + row[1]))
+        statement, params = _log_statement(log, SPEND_AND_RESULT)
         row = fetch_one(statement, params + _spend_values(log, zone, day) + _other_days_values(log, zone, day))
         return None if row is None else _Inserted(int(row[0]), (row[1], row[2] + row[1]))
     with transaction.atomic():
@@ -226,12 +234,13 @@ def _announce_crossing(log: AIUsageLog, day: date, spend_after: tuple[Decimal, D
         spend_threshold_crossed.send(sender=AIUsageLog, user_id=log.user_id)
 
 
-def save_log(log: AIUsageLog) -> RecordResult:
-    """Store one validated log. A repeated event_id stores nothing and is reported as a duplicate.
-    Raises DatabaseUnavailable when the database cannot be reached."""
+def save_log(log: AIUsageLog, check: budgets.BudgetCheck | None = None) -> RecordResult:
+    """Store one validated log (of a call whose enforced budget `check` was made before it ran, if any). A repeated
+    event_id stores nothing and is reported as a duplicate. Raises DatabaseUnavailable when the database cannot be
+    reached."""
     day = periods.reporting_day(log.occurred_at)
     with database_available("the call was not recorded"):
-        inserted = _insert(log, day)
+        inserted = _insert(log, day, check)
     if inserted is None:
         return RecordResult(None)
     log.pk = inserted.log_id

@@ -63,8 +63,11 @@ def status_for_exception(exc: BaseException) -> str:
 class AIUsageTracker:
     """Collects one call's tokens and metadata inside `track_ai_request` and writes the log when the block ends."""
 
-    def __init__(self, identity: dict[str, Any], request_meta: dict[str, Any] | None) -> None:
+    def __init__(
+        self, identity: dict[str, Any], request_meta: dict[str, Any] | None, check: budgets.BudgetCheck | None
+    ) -> None:
         self._identity = identity  # validated when the block was entered
+        self._check = check  # what the enforced budget check read, which the write then need not read again
         self._meta: dict[str, dict[str, Any] | None] = {"request_meta": request_meta, "response_meta": None}
         self._tokens = TokenCounts()
         self._status: str = CallStatus.SUCCESS
@@ -126,9 +129,10 @@ class AIUsageTracker:
         )
         request_meta = validation.check_metadata("request_meta", request_meta)
         user_id = identity["user_id"]
-        if enforce_budget and user_id is not None and (exceeded := budgets.exceeded_spend(user_id)) is not None:
-            raise BudgetExceeded(exceeded)
-        tracker = cls(identity, request_meta)
+        check = budgets.check_before_call(user_id) if enforce_budget and user_id is not None else None
+        if check is not None and check.refusal is not None:
+            raise BudgetExceeded(check.refusal)
+        tracker = cls(identity, request_meta, check)
         started_at, started = timezone.now(), time.perf_counter()
         try:
             yield tracker
@@ -152,7 +156,7 @@ class AIUsageTracker:
             error_message=self._error_message,
             **self._meta,
         )
-        self.result = save_log(log)
+        self.result = save_log(log, self._check)
         self.log = self.result.log
 
     def _save_quietly(self, started_at: Any, started: float) -> None:
