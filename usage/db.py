@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, OperationalError, connection, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 class DatabaseUnavailable(DatabaseError):
@@ -57,15 +58,16 @@ class database_available:  # lower case: used like the function-style context ma
         raise DatabaseUnavailable(f"{self.action}: the database is unavailable ({reason})") from exc
 
 
-def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+def fetch_one(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None) -> tuple[Any, ...] | None:
     """Run one statement and return its first row.
 
     On PostgreSQL this uses a psycopg cursor with server-side binding on Django's own connection (same
     transaction, Django's exception types), so the statement is prepared once per connection (settings turn
     psycopg's preparing on unless DATABASE_PREPARED_STATEMENTS=0). Parsing and planning the full text on every
-    call measured slower than the INSERT itself here.
+    call measured slower than the INSERT itself here. `db` is the default connection, when the caller holds it.
     """
-    db = connections[DEFAULT_DB_ALIAS]  # one lookup: every attribute read through the proxy repeats it
+    if db is None:
+        db = connections[DEFAULT_DB_ALIAS]  # one lookup: every attribute read through the proxy repeats it
     if db.vendor != "postgresql":
         with db.cursor() as django_cursor:
             django_cursor.execute(sql, params)

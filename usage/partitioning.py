@@ -16,7 +16,8 @@ import logging
 from datetime import date
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
@@ -32,13 +33,15 @@ MONTHS_AHEAD = 3
 _partitioned: dict[str, bool] = {}
 
 
-def log_table_partitioned() -> bool:
-    """Whether the log table is partitioned (read from the catalog once per process and database)."""
-    if connection.vendor != "postgresql":
+def log_table_partitioned(db: BaseDatabaseWrapper | None = None) -> bool:
+    """Whether the log table is partitioned (read from the catalog once per process and database). The write path
+    passes the connection it already holds: looking it up again costs more than the answer."""
+    db = connections[DEFAULT_DB_ALIAS] if db is None else db
+    if db.vendor != "postgresql":
         return False
-    name = connection.settings_dict["NAME"]
+    name = db.settings_dict["NAME"]
     if name not in _partitioned:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [LOG_TABLE])
             row = cursor.fetchone()
         _partitioned[name] = row is not None and row[0] == "p"

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from usage import budgets, periods, validation
@@ -80,11 +81,11 @@ def _statement_text(then: str, partitioned: bool) -> str:
     return f"WITH log AS ({INSERT_LOG}) {then}"
 
 
-def _log_statement(log: AIUsageLog, then: str) -> tuple[str, list[Any]]:
+def _log_statement(log: AIUsageLog, then: str, db: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
     """WITH log AS (insert the log, unless its event_id was seen) followed by `then` (more CTEs, a SELECT), and
     the parameters of the log part."""
-    values = _log_values(log)
-    if log_table_partitioned():
+    values = _log_values(log, db)
+    if log_table_partitioned(db):
         return _statement_text(then, True), [log.event_id, log.event_id, *values, log.event_id]
     return _statement_text(then, False), values
 
@@ -164,8 +165,8 @@ _LOG_COLUMNS = [
 ]  # fmt: skip
 
 
-def _log_values(log: AIUsageLog) -> list[Any]:
-    db = connections[DEFAULT_DB_ALIAS]
+def _log_values(log: AIUsageLog, db: BaseDatabaseWrapper | None = None) -> list[Any]:
+    db = connections[DEFAULT_DB_ALIAS] if db is None else db
     if db.vendor != "postgresql":
         return [f.get_db_prep_save(f.pre_save(log, add=True), db) for f in LOG_FIELDS]
     stored = log.__dict__  # every column of a log built here is set; reading it skips each field's descriptor
@@ -185,8 +186,7 @@ def _other_days_values(log: AIUsageLog, zone: str, day: date) -> list[Any]:
     return [log.user_id, zone, periods.month_start(day), periods.next_month_start(day), day]
 
 
-@dataclass(frozen=True)
-class _Inserted:
+class _Inserted(NamedTuple):
     log_id: int
     spend: tuple[Decimal, Decimal] | None  # (day, month) spend of the user after this call
 
@@ -194,28 +194,36 @@ class _Inserted:
 def _insert(log: AIUsageLog, day: date, check: budgets.BudgetCheck | None) -> _Inserted | None:
     """Insert the log and add it to the user's live spend on reporting `day`, both or neither; None when event_id
     was seen before."""
-    if connection.vendor == "postgresql" and log.user_id is not None:
-        zone = periods.reporting_zone_name()
-        if check is not None and check.day == day:
-            # The month's other days, read by the check moments ago, change only if a late event for an earlier
-            # day lands in between; the alert job's next run (every minute) covers that rare case.
-            statement, params = _log_statement(log, SPEND_OF_DAY)
-            row = fetch_one(statement, params + _spend_values(log, zone, day))
-            return None if row is None else _Inserted(int(row[0]), (row[1], check.other_days_spend + row[1]))
-        statement, params = _log_statement(log, SPEND_AND_RESULT)
-        row = fetch_one(statement, params + _spend_values(log, zone, day) + _other_days_values(log, zone, day))
-        return None if row is None else _Inserted(int(row[0]), (row[1], row[2] + row[1]))
+    db = connections[DEFAULT_DB_ALIAS]  # looked up once: each lookup costs as much as building a parameter list
+    if db.vendor == "postgresql" and log.user_id is not None:
+        return _insert_with_spend(log, day, check, db)
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            row = fetch_one(*_log_statement(log, "SELECT id FROM log"))
+        if db.vendor == "postgresql":
+            row = fetch_one(*_log_statement(log, "SELECT id FROM log", db), db)
         else:
-            row = fetch_one(INSERT_LOG, _log_values(log))
+            row = fetch_one(INSERT_LOG, _log_values(log, db), db)
         if row is None or log.user_id is None:
             return None if row is None else _Inserted(int(row[0]), None)
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute(ADD_TO_DAILY_SPEND, _spend_values(log, periods.reporting_zone_name(), day))
         day_spend, month_spend, _unpriced = budgets.spend_in_month(log.user_id, day)
     return _Inserted(int(row[0]), (day_spend, month_spend))
+
+
+def _insert_with_spend(
+    log: AIUsageLog, day: date, check: budgets.BudgetCheck | None, db: BaseDatabaseWrapper
+) -> _Inserted | None:
+    """PostgreSQL, a call with a user: the log and the spend counter in one statement (one round trip)."""
+    zone = periods.reporting_zone_name()
+    if check is not None and check.day == day:
+        # The month's other days, read by the check moments ago, change only if a late event for an earlier day
+        # lands in between; the alert job's next run (every minute) covers that rare case.
+        statement, params = _log_statement(log, SPEND_OF_DAY, db)
+        row = fetch_one(statement, params + _spend_values(log, zone, day), db)
+        return None if row is None else _Inserted(int(row[0]), (row[1], check.other_days_spend + row[1]))
+    statement, params = _log_statement(log, SPEND_AND_RESULT, db)
+    row = fetch_one(statement, params + _spend_values(log, zone, day) + _other_days_values(log, zone, day), db)
+    return None if row is None else _Inserted(int(row[0]), (row[1], row[2] + row[1]))
 
 
 def _announce_crossing(log: AIUsageLog, day: date, spend_after: tuple[Decimal, Decimal] | None) -> None:
