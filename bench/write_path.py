@@ -102,8 +102,9 @@ enforced call, one without the check, one bare INSERT, and again). Machine: {mac
 
 An enforced call needs two round trips to PostgreSQL where the floor needs one: the budget is read before the AI
 call runs and the log is written after it, so they cannot share a statement. The write itself is one prepared
-statement that inserts the log, upserts the day counter and returns the spend used to detect an alert threshold;
-on its own it takes about as long as the bare INSERT. The rest is Python per call that the floor does not do
+statement that inserts the log, upserts the day counter and returns the day's spend, which with the month's other
+days the check read tells whether the call crossed an alert threshold; on its own it takes about as long as the
+bare INSERT. The rest is Python per call that the floor does not do
 (validating every field, resolving the price version, computing the exact Decimal cost, timing the block).
 The target is {"met" if result["ratio"] <= 2 else "not met"} in this run.
 """,
