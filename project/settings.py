@@ -147,6 +147,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A worker that starts before the broker is up keeps retrying, as it does after losing the broker later (stated,
+# since Celery 6 stops assuming it).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery 6 behaviour, stated now: after a lost broker connection, late-acknowledged tasks are cancelled and
+# redelivered (none of ours acknowledge late, so this only silences the warning at each reconnect).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
