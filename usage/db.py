@@ -76,7 +76,7 @@ def fetch_one(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = 
         db.ensure_connection()
     started = time.monotonic()
     with db.wrap_database_errors:
-        cursor = _write_path_cursor(db.connection)
+        cursor = _write_path_cursor(db)
         cursor.execute(sql, params, prepare=True)
         row = cursor.fetchone()
     if db.queries_logged:  # keep query logging (tests, debug tools) complete
@@ -84,17 +84,11 @@ def fetch_one(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = 
     return row
 
 
-_cursors: dict[int, tuple[psycopg.Connection[Any], psycopg.Cursor[Any]]] = {}
-
-
-def _write_path_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+def _write_path_cursor(db: BaseDatabaseWrapper) -> psycopg.Cursor[Any]:
     """One plain psycopg cursor per connection, made once: building a cursor cost as much as dumping a call's
-    parameters. Keyed by the connection object, so a reconnect (or another thread's connection) gets its own."""
-    held = _cursors.get(id(conn))
-    if held is not None and held[0] is conn and not held[1].closed:
-        return held[1]
-    if len(_cursors) > 64:  # connections come and go (one per thread, new ones after a reconnect)
-        _cursors.clear()
-    cursor = psycopg.Cursor(conn)
-    _cursors[id(conn)] = (conn, cursor)
+    parameters. It is kept on Django's connection wrapper (one per thread), so it goes when the thread's wrapper
+    goes, and is made again when the wrapper has opened a new connection (after a reconnect)."""
+    cursor: psycopg.Cursor[Any] | None = db.__dict__.get("_write_path_cursor")
+    if cursor is None or cursor.closed or cursor.connection is not db.connection:
+        cursor = db.__dict__["_write_path_cursor"] = psycopg.Cursor(db.connection)
     return cursor
