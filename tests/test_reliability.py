@@ -362,7 +362,8 @@ class Broker:
     def __enter__(self) -> Broker:
         self.redis.start()
         self.env["REDIS_URL"] = self.redis.url
-        self.sender = Celery(broker=self.redis.url)
+        # Not the current app: shared tasks bind to the current app, and later tests must keep the project's.
+        self.sender = Celery(broker=self.redis.url, set_as_current=False)
         return self
 
     def start_worker(self) -> None:
@@ -375,6 +376,7 @@ class Broker:
     def __exit__(self, *_exc: object) -> None:
         if self.worker is not None:
             self.worker.stop()
+        self.sender.close()
         self.redis.stop()
 
 
