@@ -43,11 +43,10 @@ from bench.rollup import GENERATE_LOGS, ensure_users
 from tests.conftest import requires_postgres
 from tests.helpers.process import ROOT
 from tests.helpers.services import PostgresCluster, RedisServer, SmtpInbox, WorkerProcess, database_url, wait_for
-from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, storm_events
+from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, TINY_PRICE, storm_events
 from usage import periods
 from usage.alerts import compose, send_spend_alerts
 from usage.apikeys import create_api_key
-from usage.batch import record_batch
 from usage.models import AIUsageLog, AlertPeriod, SpendAlert, UserDailySpend, UserSpendLimit
 from usage.tracker import AIUsageTracker, BudgetExceeded, record_usage
 
@@ -197,31 +196,18 @@ def test_budget_edge_overspends_only_by_calls_already_in_flight(make_price: Any)
     assert AIUsageLog.objects.count() == len(admitted) + 1
 
 
-TINY_CALLS, TINY_BATCH = 1_000_000, 10_000
-TINY_PRICE = Decimal("0.15")  # USD per million tokens: 1.5e-7 a token
-
-
-def tiny_call(i: int, user_ids: list[int], now: Any) -> dict[str, Any]:
-    """1, 2 or 3 tokens: (1 in), (1 in, 1 out), (2 in, 1 out)."""
-    return {
-        "user": user_ids[i % len(user_ids)],
-        "feature": "tiny",
-        "provider": "tiny",
-        "model": "tiny-1",
-        "input_tokens": 2 if i % 3 == 2 else 1,
-        "output_tokens": 0 if i % 3 == 0 else 1,
-        "occurred_at": now - timedelta(seconds=i // 2),  # about six days back
-        "event_id": f"tiny-{i}",
-    }
+TINY_CALLS, TINY_BATCH, TINY_PROCESSES = 1_000_000, 10_000, 2
 
 
 def test_a_million_calls_at_a_tiny_price_sum_exactly(make_price: Any) -> None:
+    """A million calls of 1 to 3 tokens at 1.5e-7 USD a token, recorded in batches by two processes at once."""
     make_price(provider="tiny", model="tiny-1", input_price=TINY_PRICE, output_price=TINY_PRICE)
-    user_ids = [get_user_model().objects.create_user(f"tiny{n}").pk for n in range(10)]
-    now = timezone.now()
-    for start in range(0, TINY_CALLS, TINY_BATCH):
-        outcomes = record_batch([tiny_call(i, user_ids, now) for i in range(start, start + TINY_BATCH)])
-        assert [o.outcome for o in outcomes if not isinstance(o, Exception)] == ["recorded"] * TINY_BATCH
+    user_ids = ",".join(str(get_user_model().objects.create_user(f"tiny{n}").pk) for n in range(10))
+    now = timezone.now().isoformat()
+    arguments = [str(TINY_PROCESSES), str(TINY_CALLS), str(TINY_BATCH), user_ids, now]
+    reports = run_helper("tiny_batch_writer.py", [[str(p), *arguments] for p in range(TINY_PROCESSES)])
+    assert sorted(r["start"] for r in reports) == list(range(0, TINY_CALLS, TINY_BATCH))
+    assert [r["outcomes"] for r in reports] == [{"recorded": TINY_BATCH}] * (TINY_CALLS // TINY_BATCH)
 
     per_token = TINY_PRICE / 1_000_000
     tokens = sum(1 + i % 3 for i in range(TINY_CALLS))  # 1, 2, 3 tokens in turn

@@ -53,3 +53,20 @@ def storm_share(events: list[dict[str, Any]], process: int, processes: int, repe
     mine = [e for i, e in enumerate(events) if any((i + r) % processes == process for r in range(repeats))]
     random.Random(process).shuffle(mine)
     return mine
+
+
+TINY_PRICE = Decimal("0.15")  # USD per million tokens: 1.5e-7 a token
+
+
+def tiny_call(i: int, user_ids: list[int], now: datetime) -> dict[str, Any]:
+    """1, 2 or 3 tokens: (1 in), (1 in, 1 out), (2 in, 1 out)."""
+    return {
+        "user": user_ids[i % len(user_ids)],
+        "feature": "tiny",
+        "provider": "tiny",
+        "model": "tiny-1",
+        "input_tokens": 2 if i % 3 == 2 else 1,
+        "output_tokens": 0 if i % 3 == 0 else 1,
+        "occurred_at": now - timedelta(seconds=i // 2),  # about six days back
+        "event_id": f"tiny-{i}",
+    }
