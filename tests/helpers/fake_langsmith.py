@@ -6,6 +6,7 @@ project's runs, in pages with cursors). It can refuse the key, hang, or fail one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -66,7 +67,8 @@ class FakeLangSmith:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(data)  # the tests of a slow server have the client give up before this
 
             def _authorised(self) -> bool:
                 if fake.hang_seconds:
