@@ -14,10 +14,12 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -132,6 +134,27 @@ def all_time_statistics() -> dict[str, Any]:
     }  # fmt: skip
 
 
+class CappedCountPaginator(Paginator):
+    """Counts the list only up to COUNT_CAP rows (a hundred pages): an exact COUNT(*) of tens of millions of logs
+    takes seconds on every page view, while the statistics above the list already give the exact number of calls
+    and nobody pages further than a filter would take them. Past the cap the count is the cap, so every page
+    number shown is a full page, and `capped` tells the template to say "more than"."""
+
+    COUNT_CAP = 10_000
+
+    @cached_property
+    def _counted(self) -> int:
+        return int(self.object_list[: self.COUNT_CAP + 1].count())  # SELECT COUNT(*) FROM (… LIMIT 10001)
+
+    @cached_property
+    def count(self) -> int:
+        return min(self._counted, self.COUNT_CAP)
+
+    @property
+    def capped(self) -> bool:
+        return self._counted > self.COUNT_CAP
+
+
 @admin.register(AIUsageLog)
 class AIUsageLogAdmin(admin.ModelAdmin):
     list_display = (
@@ -150,6 +173,7 @@ class AIUsageLogAdmin(admin.ModelAdmin):
     # No date_hierarchy: its year links need a DISTINCT over every log. The occurred_at filter gives the ranges.
     list_select_related = ("user",)
     show_full_result_count = False  # an exact count of tens of millions of rows on every page view is wasted work
+    paginator = CappedCountPaginator
     readonly_fields = [f.name for f in AIUsageLog._meta.fields]
     actions = ["export_csv"]
 

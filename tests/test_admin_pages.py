@@ -17,6 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from analytics.log_admin import CappedCountPaginator
 from analytics.rollup import run_rollup
 from usage import periods
 from usage.alerts import send_spend_alerts
@@ -364,6 +365,28 @@ def test_unfiltered_log_list_totals_every_log_without_scanning_them(admin_user: 
     assert [sql for sql in over_logs if "DISTINCT" in sql and "WHERE" not in sql] == []
     assert [sql for sql in over_logs if "SUM(" in sql and "WHERE" not in sql] == []  # totals from the summaries
     assert '<a href="?model=acme-1"' in response.content.decode()  # filter choices, from the daily summaries
+    assert '<span id="log-count">7 AI usage logs</span>' in response.content.decode()  # exact below the cap
+
+
+def test_log_list_counts_at_most_a_hundred_pages(admin_user: Any, make_price: Any) -> None:
+    cap = CappedCountPaginator.COUNT_CAP
+    now = timezone.now()
+    fields = {"feature": "bulk", "provider": "acme", "model": "acme-1", "input_tokens": 1, "output_tokens": 1}
+    logs = (AIUsageLog(occurred_at=now - timedelta(seconds=i), **fields) for i in range(cap + 50))
+    AIUsageLog.objects.bulk_create(logs, batch_size=2000)
+    with CaptureQueriesContext(connection) as queries:
+        first = logged_in(admin_user).get("/admin/usage/aiusagelog/")
+    changelist = first.context["cl"]
+    assert (changelist.result_count, changelist.paginator.num_pages, changelist.paginator.capped) == (cap, 100, True)
+    assert (
+        f'<span id="log-count">more than {cap} AI usage logs (filter to narrow the list)</span>'
+        in first.content.decode()
+    )
+    log_counts = [q["sql"] for q in queries if "COUNT(" in q["sql"] and 'FROM "usage_aiusagelog"' in q["sql"]]
+    assert [sql for sql in log_counts if "WHERE" not in sql and "LIMIT" not in sql] == []  # no count of every log
+    assert len([sql for sql in log_counts if f"LIMIT {cap + 1}" in sql]) == 1
+    last = logged_in(admin_user).get("/admin/usage/aiusagelog/?p=100")
+    assert len(last.context["cl"].result_list) == 100  # the last page number shown is a full page
 
 
 def test_log_csv_export_follows_the_list_filters(admin_user: Any, calls: dict[str, Any]) -> None:
