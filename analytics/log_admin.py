@@ -144,7 +144,8 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def _counted(self) -> int:
-        return int(self.object_list[: self.COUNT_CAP + 1].count())  # SELECT COUNT(*) FROM (… LIMIT 10001)
+        # SELECT COUNT(*) FROM (… LIMIT 10001), unordered: which rows make up the first 10,001 does not matter
+        return int(self.object_list.order_by()[: self.COUNT_CAP + 1].count())
 
     @cached_property
     def count(self) -> int:
