@@ -145,7 +145,8 @@ class CappedCountPaginator(Paginator):
     @cached_property
     def _counted(self) -> int:
         # SELECT COUNT(*) FROM (… LIMIT 10001), unordered: which rows make up the first 10,001 does not matter
-        return int(self.object_list.order_by()[: self.COUNT_CAP + 1].count())
+        logs: QuerySet[AIUsageLog] = self.object_list  # type: ignore[assignment]  # the admin passes its queryset
+        return logs.order_by()[: self.COUNT_CAP + 1].count()
 
     @cached_property
     def count(self) -> int:
