@@ -14,6 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Sum
 
+from tests.conftest import as_summed, each_as_summed
 from tests.helpers.services import database_url
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, calls_for_worker, expected_cost
 from usage.models import AIUsageLog, UserDailySpend
@@ -53,10 +54,11 @@ def test_four_processes_writing_at_once_lose_nothing(make_price: Any) -> None:
     totals = AIUsageLog.objects.aggregate(
         rows=Count("id"), cost=Sum("total_cost"), events=Count("event_id", distinct=True)
     )
-    assert totals == {"rows": 2000, "cost": sum(per_user.values()), "events": 2000}
+    expected_total = as_summed(sum(per_user.values()))
+    assert (totals["rows"], totals["events"], as_summed(totals["cost"])) == (2000, 2000, expected_total)
     logged = dict(AIUsageLog.objects.values_list("user_id").annotate(Sum("total_cost")).order_by())
     counted = dict(UserDailySpend.objects.values_list("user_id").annotate(Sum("cost")).order_by())
-    assert logged == counted == dict(per_user)
+    assert each_as_summed(logged) == each_as_summed(counted) == each_as_summed(per_user)
     assert UserDailySpend.objects.aggregate(n=Sum("requests"))["n"] == 2000
 
 
@@ -74,5 +76,7 @@ def test_the_same_events_replayed_by_four_processes_are_stored_once(make_price: 
     ]
     assert [p.wait(timeout=600) for p in procs] == [0] * WORKERS
     expected = sum(expected_cost(c) for c in calls_for_worker(0, 100, [user.pk]))
-    assert AIUsageLog.objects.aggregate(n=Count("id"), c=Sum("total_cost")) == {"n": 100, "c": expected}
-    assert UserDailySpend.objects.aggregate(n=Sum("requests"), c=Sum("cost")) == {"n": 100, "c": expected}
+    logged = AIUsageLog.objects.aggregate(n=Count("id"), c=Sum("total_cost"))
+    counted = UserDailySpend.objects.aggregate(n=Sum("requests"), c=Sum("cost"))
+    assert (logged["n"], counted["n"]) == (100, 100)
+    assert as_summed(logged["c"]) == as_summed(counted["c"]) == as_summed(expected)
