@@ -54,7 +54,7 @@ def main() -> None:
     sizes = [100_000] if args.quick else [100_000, 1_000_000] + ([10_000_000] if args.large else [])
     largest = sizes[-1]
 
-    run("write_path", "--calls", 1000 if args.quick else 3000)
+    run("write_path", "--calls", 1000 if args.quick else 3000, "--rounds", 3 if args.quick else 5)
     run("rollup", "--logs", largest)
     for logs in sizes:  # the largest last, so the admin pages below reuse its data
         result = run("graphql", "--logs", logs)
