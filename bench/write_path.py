@@ -127,7 +127,7 @@ def report(rounds: list[Round], middle: Round, calls: int) -> str:
 
 One tracked call with `enforce_budget=True` (price lookup from the per-process cache, budget check reading the
 live day counters, then the log INSERT and the counter upsert in one transaction) against a bare psycopg `INSERT`
-of the same row in autocommit on the same PostgreSQL. {len(rounds)} rounds of {calls} calls of each kind, taken in
+of the same row in autocommit on the same PostgreSQL. {len(rounds)} rounds of {calls:,} calls of each kind, taken in
 turn within a round (one enforced call, one without the check, one bare INSERT, and again); the table gives the
 median round, by its ratio. Measured on {datetime.now(UTC):%Y-%m-%d}; machine: {machine()}.
 
@@ -142,8 +142,9 @@ An enforced call needs two round trips to PostgreSQL where the floor needs one: 
 call runs and the log is written after it, so they cannot share a statement. The write itself is one prepared
 statement that inserts the log, upserts the day counter and returns the day's spend, which with the month's other
 days the check read tells whether the call crossed an alert threshold; on its own it takes about as long as the
-bare INSERT. The rest is Python per call that the floor does not do
-(validating every field, resolving the price version, computing the exact Decimal cost, timing the block).
+bare INSERT. The rest is the check's wait and the Python per call that the floor does not do (validating every
+field, resolving the price version, computing the exact Decimal cost, timing the block); of those two the wait
+weighs the most (see "Reading the write-path figure").
 """
 
 
