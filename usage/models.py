@@ -154,7 +154,12 @@ class AIUsageLog(models.Model):
     class Meta:
         verbose_name = "AI usage log"
         ordering = ["-occurred_at"]
-        permissions = [("view_ai_analytics", "Can view AI usage analytics for every user")]
+        # The permission model (usage/permissions.py): reading everyone's usage and acting on others are separate.
+        permissions = [
+            ("view_ai_analytics", "Can view AI usage analytics for every user"),
+            ("record_ai_usage_for_others", "Can record AI usage on behalf of other users"),
+            ("queue_ai_jobs", "Can queue AI analytics jobs (rollup, pricing sync)"),
+        ]
         constraints = [
             # A constraint rather than unique=True: the same guarantee without an extra LIKE index on Postgres.
             models.UniqueConstraint(fields=["event_id"], name="usage_event_id_once"),
