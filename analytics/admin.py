@@ -16,13 +16,14 @@ from analytics.models import (
     UserAICostSummary,
     UserMonthlyAICostSummary,
 )
+from usage.admin import ReadsEveryonesUsage
 
 # The admin home gains an "AI Gateway Analytics" section linking to the dashboard pages.
 admin.site.index_template = "admin/ai_analytics/index.html"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the jobs alone: viewing only."""
+class ReadOnlyAdmin(ReadsEveryonesUsage):
+    """Rows written by the jobs alone, about every user's usage: viewing only, for readers of everyone's usage."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in self.model._meta.fields]

@@ -26,6 +26,7 @@ from django.utils.safestring import mark_safe
 from analytics.models import DailyUsageSummary
 from analytics.ranges import resolve
 from analytics.slices import SliceQuery
+from usage.admin import ReadsEveryonesUsage
 from usage.models import AIUsageLog, CallStatus
 
 STATUS_COLOURS = {
@@ -158,7 +159,7 @@ class CappedCountPaginator(Paginator):
 
 
 @admin.register(AIUsageLog)
-class AIUsageLogAdmin(admin.ModelAdmin):
+class AIUsageLogAdmin(ReadsEveryonesUsage):
     list_display = (
         "occurred_at",
         "user",

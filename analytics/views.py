@@ -35,6 +35,7 @@ from analytics.dashboard import (
 from usage import periods
 from usage.budgets import SPEND_ORDERINGS, SpendStatus, UserSpendRow, every_user_spend
 from usage.langsmith import langsmith_status
+from usage.permissions import Action, may_in_admin
 
 USERS_PER_PAGE = 50
 STATUS_FILTERS = {"all": None, "warning": SpendStatus.WARNING.value, "exceeded": SpendStatus.EXCEEDED.value,
@@ -44,7 +45,7 @@ View = Callable[..., HttpResponse]
 
 
 def can_view_analytics(user: Any) -> bool:
-    return bool(user.is_active and user.is_staff and (user.is_superuser or user.has_perm("usage.view_ai_analytics")))
+    return may_in_admin(user, Action.READ_EVERYONE)
 
 
 def analytics_page(view: View) -> View:

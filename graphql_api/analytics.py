@@ -13,8 +13,9 @@ from strawberry.types import Info
 
 from analytics.ranges import ReportRange, resolve
 from analytics.slices import Measures, SliceFilter, SliceQuery, SliceResult, SliceRow
-from graphql_api.permissions import BadArgumentError, current_user, sees_everyone
+from graphql_api.permissions import BadArgumentError, PermissionDeniedError, current_user, sees_everyone
 from graphql_api.scalars import BigInt
+from usage.permissions import Action, refusal
 
 MAX_ROWS = 10_000
 
@@ -162,8 +163,9 @@ def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilte
     except ValueError as exc:
         raise BadArgumentError("filter.userIds", "must be user ids") from exc
     if not sees_everyone(user):
-        user_ids = tuple(u for u in user_ids if u == user.pk) if user_ids else (user.pk,)
-        user_ids = user_ids or (-1,)  # asked only for others: an empty answer
+        if any(u != user.pk for u in user_ids):  # refused, never narrowed into an empty answer
+            raise PermissionDeniedError(f"filter.userIds: {refusal(user, Action.READ_EVERYONE, 'reading other users')}")
+        user_ids = (user.pk,)
     return SliceFilter(
         providers=tuple(value.providers or ()), models=tuple(value.models or ()),
         features=tuple(value.features or ()), user_ids=user_ids, statuses=tuple(value.statuses or ()),

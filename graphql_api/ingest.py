@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from strawberry.scalars import JSON
 from strawberry.utils.str_converters import to_camel_case
 
-from graphql_api.permissions import BadArgumentError, ServiceUnavailableError, sees_everyone
+from graphql_api.permissions import BadArgumentError, ServiceUnavailableError, records_for_others
 from graphql_api.scalars import Count
 from usage.batch import record_batch
 from usage.db import DatabaseUnavailable, database_available
@@ -19,6 +19,10 @@ from usage.recording import RecordResult
 from usage.validation import MAX_ID, InvalidUsage
 
 MAX_EVENTS = 1000
+RECORDING_FOR_OTHERS_REFUSED = (
+    "you may record usage only for yourself (recording for others needs the usage.record_ai_usage_for_others "
+    "permission)"
+)
 
 
 @strawberry.enum
@@ -34,7 +38,7 @@ class UsageEventInput:
     provider: str
     model: str
     user_id: strawberry.ID | None = strawberry.field(
-        default=None, description="whose call this is; default the caller; staff may record for anyone"
+        default=None, description="whose call this is; default the caller; others need usage.record_ai_usage_for_others"
     )
     input_tokens: Count = Count(0)
     output_tokens: Count = Count(0)
@@ -85,7 +89,7 @@ class _Owners:
     def __init__(self, caller: Any, events: list[UsageEventInput]) -> None:
         self.caller = caller
         self.known: dict[int, bool] = {int(caller.pk): True}
-        if sees_everyone(caller):  # one query for every user the batch names, not one per user
+        if records_for_others(caller):  # one query for every user the batch names, not one per user
             named = {user for user in map(_user_id, (e.user_id for e in events)) if user is not None}
             active = set(get_user_model().objects.filter(pk__in=named, is_active=True).values_list("pk", flat=True))
             self.known.update({user: user in active for user in named})
@@ -96,8 +100,8 @@ class _Owners:
         owner = _user_id(event.user_id)
         if owner is None:
             raise InvalidUsage("user_id", f"{event.user_id!r} is not a user id")
-        if owner != self.caller.pk and not sees_everyone(self.caller):
-            raise InvalidUsage("user_id", "you may record usage only for yourself")
+        if owner != self.caller.pk and not records_for_others(self.caller):
+            raise InvalidUsage("user_id", RECORDING_FOR_OTHERS_REFUSED)
         if owner not in self.known:
             self.known[owner] = get_user_model().objects.filter(pk=owner, is_active=True).exists()
         if not self.known[owner]:

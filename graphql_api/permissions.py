@@ -1,12 +1,15 @@
-"""Who is asking, what they may see, and the errors the API shows as they are (everything else is masked)."""
+"""Field permissions (decided by usage.permissions, the one model the admin shares) and the errors the API shows as
+they are (everything else is masked)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from graphql import GraphQLError
+from strawberry.permission import BasePermission
 from strawberry.types import Info
 
+from usage.permissions import AUTHENTICATION_REQUIRED, Action, may, refusal, signed_in
 from usage.validation import InvalidUsage
 
 
@@ -35,27 +38,46 @@ def should_mask_error(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (*VISIBLE_ERRORS, GraphQLError))
 
 
+class Needs(BasePermission):
+    """A field's permission: the action it takes, as usage.permissions decides. A refusal is an error naming the
+    field and the permission it needs, never an empty answer."""
+
+    action: ClassVar[Action]
+
+    def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
+        user = info.context.request.user
+        if not may(user, self.action):
+            raise PermissionDeniedError(refusal(user, self.action, info.field_name))
+        return True
+
+
+class SignedIn(Needs):
+    action = Action.READ_OWN
+
+
+class ReadsEveryone(Needs):
+    action = Action.READ_EVERYONE
+
+
+class ChangesLimits(Needs):
+    action = Action.CHANGE_LIMITS
+
+
+class QueuesJobs(Needs):
+    action = Action.QUEUE_JOBS
+
+
 def current_user(info: Info[Any, Any]) -> Any:
     user = info.context.request.user
-    if not user.is_authenticated or not user.is_active:
-        raise PermissionDeniedError("authentication required: log in, or send 'Authorization: Bearer <api key>'")
+    if not signed_in(user):
+        raise PermissionDeniedError(AUTHENTICATION_REQUIRED)
     return user
 
 
 def sees_everyone(user: Any) -> bool:
-    """Staff, and users granted usage.view_ai_analytics, see every user's usage; others only their own."""
-    return bool(user.is_staff or user.has_perm("usage.view_ai_analytics"))
+    """Users granted usage.view_ai_analytics (and superusers) see every user's usage; others only their own."""
+    return may(user, Action.READ_EVERYONE)
 
 
-def staff_user(info: Info[Any, Any], action: str) -> Any:
-    user = current_user(info)
-    if not user.is_staff:
-        raise PermissionDeniedError(f"{action} is for staff only")
-    return user
-
-
-def analytics_viewer(info: Info[Any, Any], what: str) -> Any:
-    user = current_user(info)
-    if not sees_everyone(user):
-        raise PermissionDeniedError(f"{what} needs staff or the usage.view_ai_analytics permission")
-    return user
+def records_for_others(user: Any) -> bool:
+    return may(user, Action.RECORD_FOR_OTHERS)

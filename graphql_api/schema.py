@@ -59,10 +59,12 @@ from graphql_api.named import (
 )
 from graphql_api.permissions import (
     BadArgumentError,
-    analytics_viewer,
+    ChangesLimits,
+    QueuesJobs,
+    ReadsEveryone,
+    SignedIn,
     current_user,
     should_mask_error,
-    staff_user,
 )
 from graphql_api.scalars import SCALAR_MAP
 from graphql_api.spend import SpendStatusEnum, UserSpendPage, UserSpendType, all_user_spend, spend_type
@@ -96,7 +98,11 @@ class Query:
             return Health(ok=False, database=f"error: {type(exc).__name__}")
 
     @strawberry.field(
-        description="Any slice of usage: dimensions, time granularity, filters. Non-staff callers see only their own."
+        permission_classes=[SignedIn],
+        description=(
+            "Any slice of usage: dimensions, time granularity, filters. Callers without usage.view_ai_analytics "
+            "see only their own."
+        ),
     )
     def usage(
         self,
@@ -110,7 +116,10 @@ class Query:
     ) -> UsageSlice:
         return usage_slice(info, range, filter, group_by, granularity, order_by, limit)
 
-    @strawberry.field(description="Cost and usage over time (default daily), optionally split by dimensions.")
+    @strawberry.field(
+        permission_classes=[SignedIn],
+        description="Cost and usage over time (default daily), optionally split by dimensions.",
+    )
     def cost_timeline(
         self,
         info: Info[Any, Any],
@@ -121,7 +130,10 @@ class Query:
     ) -> UsageSlice:
         return usage_slice(info, range, filter, group_by, granularity, MetricOrder.PERIOD, MAX_ROWS)
 
-    @strawberry.field(description="Staff: the users who spent most (or made most calls) in the range.")
+    @strawberry.field(
+        permission_classes=[ReadsEveryone],
+        description="Needs usage.view_ai_analytics: the users who spent most (or made most calls) in the range.",
+    )
     def top_users(
         self,
         info: Info[Any, Any],
@@ -129,22 +141,29 @@ class Query:
         limit: int = 10,
         order_by: MetricOrder = MetricOrder.COST,
     ) -> UsageSlice:
-        analytics_viewer(info, "topUsers")
         return usage_slice(info, range, None, [Dimension.USER], None, order_by, limit, named_users_only=True)
 
-    @strawberry.field(description="Totals, by provider, top 10 models, and the change from the previous period.")
+    @strawberry.field(
+        permission_classes=[SignedIn],
+        description="Totals, by provider, top 10 models, and the change from the previous period.",
+    )
     def usage_summary(
         self, info: Info[Any, Any], range: TimeRange | None = None, filter: UsageFilter | None = None
     ) -> UsageSummary:
         return usage_summary(info, range, filter)
 
-    @strawberry.field(description="Tokens by provider, by model and by day (a sessionId filter reads the logs).")
+    @strawberry.field(
+        permission_classes=[SignedIn],
+        description="Tokens by provider, by model and by day (a sessionId filter reads the logs).",
+    )
     def token_usage(
         self, info: Info[Any, Any], range: TimeRange | None = None, filter: UsageFilter | None = None
     ) -> TokenUsage:
         return token_usage(info, range, filter)
 
-    @strawberry.field(description="The most expensive (or the latest) calls, at most 100.")
+    @strawberry.field(
+        permission_classes=[SignedIn], description="The most expensive (or the latest) calls, at most 100."
+    )
     def costliest_requests(
         self,
         info: Info[Any, Any],
@@ -155,7 +174,9 @@ class Query:
     ) -> list[UsageLogType]:
         return costliest_requests(info, range, filter, limit, order)
 
-    @strawberry.field(description="A page of usage logs (at most 100) with the total count.")
+    @strawberry.field(
+        permission_classes=[SignedIn], description="A page of usage logs (at most 100) with the total count."
+    )
     def usage_logs(
         self,
         info: Info[Any, Any],
@@ -167,33 +188,52 @@ class Query:
     ) -> UsageLogPage:
         return usage_logs(info, range, filter, order, offset, limit)
 
-    @strawberry.field(description="Staff: cost per active user over the last `days` days or start..end.")
+    @strawberry.field(
+        permission_classes=[ReadsEveryone],
+        description="Needs usage.view_ai_analytics: cost per active user over the last `days` days or start..end.",
+    )
     def cau(
         self, info: Info[Any, Any], days: int | None = None, start: date | None = None, end: date | None = None
     ) -> CostPerActiveUser:
         return cau(info, days, start, end)
 
-    @strawberry.field(description="Staff: daily CAU snapshots of a 7-, 30- or 90-day window.")
+    @strawberry.field(
+        permission_classes=[ReadsEveryone],
+        description="Needs usage.view_ai_analytics: daily CAU snapshots of a 7-, 30- or 90-day window.",
+    )
     def cau_trend(self, info: Info[Any, Any], window_days: int = 30, range: TimeRange | None = None) -> list[CauPoint]:
         return cau_points(info, window_days, range)
 
-    @strawberry.field(description="Price versions: those in force now, or every version with includeHistory.")
+    @strawberry.field(
+        permission_classes=[SignedIn],
+        description="Price versions: those in force now, or every version with includeHistory.",
+    )
     def pricing(
         self, info: Info[Any, Any], provider: str | None = None, model: str | None = None, include_history: bool = False
     ) -> list[PriceVersion]:
-        current_user(info)
         return prices(provider, model, include_history)
 
-    @strawberry.field(description="Staff: database, broker, last rollup run and LangSmith state.")
+    @strawberry.field(
+        permission_classes=[ReadsEveryone],
+        description="Needs usage.view_ai_analytics: database, broker, last rollup run and LangSmith state.",
+    )
     def system_status(self, info: Info[Any, Any]) -> SystemStatus:
         return system_status(info)
 
-    @strawberry.field(description="The caller's own spend today and this month, with limits and status.")
+    @strawberry.field(
+        permission_classes=[SignedIn],
+        description="The caller's own spend today and this month, with limits and status.",
+    )
     def my_spend(self, info: Info[Any, Any]) -> UserSpendType:
         user = current_user(info)
         return spend_type(user, spend_status(user.pk))
 
-    @strawberry.field(description="Staff: every active user's spend, most used limit first (no cap; paginate).")
+    @strawberry.field(
+        permission_classes=[ReadsEveryone],
+        description=(
+            "Needs usage.view_ai_analytics: every active user's spend, most used limit first (no cap; paginate)."
+        ),
+    )
     def user_spend(
         self,
         info: Info[Any, Any],
@@ -202,7 +242,6 @@ class Query:
         limit: int = 100,
         offset: int = 0,
     ) -> UserSpendPage:
-        analytics_viewer(info, "userSpend")
         if not 1 <= limit <= MAX_PAGE:
             raise BadArgumentError("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
         if offset < 0:
@@ -219,15 +258,23 @@ def _limit(argument: str, value: Decimal | None) -> Decimal | None:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Record up to 1,000 finished calls; each is recorded, a duplicate or rejected.")
+    @strawberry.mutation(
+        permission_classes=[SignedIn],
+        description=(
+            "Record up to 1,000 finished calls; each is recorded, a duplicate or rejected. Calls for other users "
+            "need usage.record_ai_usage_for_others."
+        ),
+    )
     def record_usage(self, info: Info[Any, Any], events: list[UsageEventInput]) -> list[EventResult]:
         return record_events(events, current_user(info))
 
-    @strawberry.mutation(description="Staff: set a user's daily and monthly limits (null: the default).")
+    @strawberry.mutation(
+        permission_classes=[ChangesLimits],
+        description="Needs usage.change_userspendlimit: set a user's daily and monthly limits (null: the default).",
+    )
     def set_spend_limit(
         self, info: Info[Any, Any], user_id: strawberry.ID, daily_limit: Decimal | None, monthly_limit: Decimal | None
     ) -> UserSpendType:
-        staff_user(info, "setSpendLimit")
         user = get_user_model().objects.filter(pk=int(user_id)).first() if str(user_id).isdigit() else None
         if user is None:
             raise BadArgumentError("userId", f"no user with id {user_id}")
@@ -239,14 +286,18 @@ class Mutation:
         limit_cache.clear()
         return spend_type(user, spend_status(user.pk))
 
-    @strawberry.mutation(description="Staff: queue a price catalog sync (and repricing); returns the task id.")
+    @strawberry.mutation(
+        permission_classes=[QueuesJobs],
+        description="Needs usage.queue_ai_jobs: queue a price catalog sync (and repricing); returns the task id.",
+    )
     def sync_pricing(self, info: Info[Any, Any]) -> QueuedTask:
-        staff_user(info, "syncPricing")
         return QueuedTask(task_id=sync_ai_pricing.delay(trigger="api").id)
 
-    @strawberry.mutation(description="Staff: queue a rollup (of reporting days start..end when given).")
+    @strawberry.mutation(
+        permission_classes=[QueuesJobs],
+        description="Needs usage.queue_ai_jobs: queue a rollup (of reporting days start..end when given).",
+    )
     def run_rollup(self, info: Info[Any, Any], start: date | None = None, end: date | None = None) -> QueuedTask:
-        staff_user(info, "runRollup")
         if (start is None) != (end is None):
             raise BadArgumentError("end" if end is None else "start", "start and end must be given together")
         if start is not None and end is not None and end < start:

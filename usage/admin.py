@@ -22,6 +22,18 @@ from usage.models import (
     SpendAlert,
     UserSpendLimit,
 )
+from usage.permissions import Action, may_in_admin
+
+
+class ReadsEveryonesUsage(admin.ModelAdmin):
+    """Rows about every user's usage: viewing them is reading everyone's usage (usage.permissions), whatever
+    Django's per-model view permissions say, so the admin and the API agree on who sees what."""
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return may_in_admin(request.user, Action.READ_EVERYONE)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
 
 
 @admin.register(AIProviderPricing)
@@ -74,7 +86,7 @@ class AIProviderPricingAdmin(admin.ModelAdmin):
 
 
 @admin.register(UserSpendLimit)
-class UserSpendLimitAdmin(admin.ModelAdmin):
+class UserSpendLimitAdmin(ReadsEveryonesUsage):
     list_display = ("user", "daily_limit", "monthly_limit", "updated_at")
     list_editable = ("daily_limit", "monthly_limit")
     search_fields = ("user__username", "user__email")
@@ -82,18 +94,29 @@ class UserSpendLimitAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     actions = ["reset_alerts"]
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return may_in_admin(request.user, Action.CHANGE_LIMITS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self.has_change_permission(request, obj)
+
     def save_model(self, request: HttpRequest, obj: UserSpendLimit, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         limit_cache.clear()  # this process enforces the new limit at once, others within AI_PRICING_CACHE_SECONDS
 
-    @admin.action(description="Reset this period's alerts (alert again when a threshold is crossed)")
+    @admin.action(
+        description="Reset this period's alerts (alert again when a threshold is crossed)", permissions=["change"]
+    )
     def reset_alerts(self, request: HttpRequest, queryset: QuerySet[UserSpendLimit]) -> None:
         removed = reset_current_alerts(list(queryset.values_list("user_id", flat=True)))
         self.message_user(request, f"{removed} alert record(s) of the current day and month removed.", messages.SUCCESS)
 
 
 @admin.register(SpendAlert)
-class SpendAlertAdmin(admin.ModelAdmin):
+class SpendAlertAdmin(ReadsEveryonesUsage):
     """Alert records: what was sent, what is waiting for SMTP, and why a send failed."""
 
     list_display = ("created_at", "user", "period", "period_start", "threshold", "spend", "limit", "delivery")
@@ -112,7 +135,10 @@ class SpendAlertAdmin(admin.ModelAdmin):
             return f"sent {alert.sent_at:%Y-%m-%d %H:%M} UTC"
         return f"waiting ({alert.attempts} attempts): {alert.last_error}" if alert.attempts else "waiting"
 
-    @admin.action(description="Send the selected unsent alerts now")
+    def has_queue_permission(self, request: HttpRequest) -> bool:
+        return may_in_admin(request.user, Action.QUEUE_JOBS)
+
+    @admin.action(description="Send the selected unsent alerts now", permissions=["queue"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[SpendAlert]) -> None:
         report = deliver_pending(ids=list(queryset.values_list("id", flat=True)))
         messages.info(request, f"{report.sent} sent, {report.failed} failed")
@@ -123,7 +149,23 @@ class SpendAlertAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    """Keys are created here (the key is shown once, in the confirmation message) and revoked, never edited."""
+    """Keys are created here (the key is shown once, in the confirmation message) and revoked, never edited.
+    A key acts as its user, so creating one for someone else is acting as them: superusers only."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self.has_module_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return self.has_module_permission(request)
 
     list_display = ("prefix", "name", "user", "created_at", "last_used_at", "revoked_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
