@@ -11,12 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from analytics.rollup import run_rollup
+from tests.helpers.people import user_with
 from tests.test_graphql_api import error_messages, gql, logged_in
 from tests.test_rollup import START, users, write_random_logs  # noqa: F401 (users is a fixture)
 from usage.models import AIUsageLog
@@ -68,7 +68,7 @@ def whole_range(zone: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("zone", "source"), [("America/New_York", "summaries+logs"), ("Asia/Kolkata", "logs")])
 def test_slices_equal_raw_aggregates_with_the_tail_included(users: list[Any], zone: str, source: str) -> None:  # noqa: F811
-    staff = get_user_model().objects.create_user("root", is_staff=True)
+    staff = user_with("root", "view_ai_analytics")
     write_random_logs(users, 300, seed=21)
     run_rollup()
     AIUsageLog.objects.update(recorded_at=START)  # long rolled up: only the calls below form the tail
@@ -99,7 +99,10 @@ def test_a_status_filter_reads_the_logs_and_a_user_sees_only_their_own(users: li
     assert answer["source"] == "logs"
     assert answered(answer, []) == raw_slice("UTC", [], mine)
     others = {**variables, "filter": {"userIds": [str(users[1].pk)]}}
-    assert gql(logged_in(ann), SLICE, others)["data"]["usage"]["totals"]["requests"] == 0
+    refused = gql(logged_in(ann), SLICE, others)
+    assert (refused["data"], error_messages(refused)) == (None, [
+        "filter.userIds: reading other users needs the usage.view_ai_analytics permission (to read every user's usage)"
+    ])  # fmt: skip
 
 
 def test_bad_arguments_get_clear_errors(alice: Any) -> None:
@@ -111,7 +114,7 @@ def test_bad_arguments_get_clear_errors(alice: Any) -> None:
             "end: 2026-03-01 is before start 2026-03-02",
         "{ usage(limit: 0) { source } }": "limit: must be between 1 and 10000, got 0",
         "{ usage(range: {days: 0}) { source } }": "days: must be between 1 and 3660, got 0",
-        "{ topUsers { source } }": "topUsers needs staff or the usage.view_ai_analytics permission",
+        "{ topUsers { source } }": "topUsers needs the usage.view_ai_analytics permission (to read every user's usage)",
     }  # fmt: skip
     for query, message in cases.items():
         assert error_messages(gql(client, query)) == [message], query
@@ -178,7 +181,7 @@ def test_reporting_zone_slices_read_the_daily_summaries_and_equal_the_logs(
 ) -> None:
     settings.ANALYTICS_TIME_ZONE = "America/New_York"
     zone = ZoneInfo("America/New_York")
-    staff = get_user_model().objects.create_user("root", is_staff=True)
+    staff = user_with("root", "view_ai_analytics")
     write_random_logs(users, 300, seed=31)
     run_rollup()
     AIUsageLog.objects.update(recorded_at=START)  # long rolled up: only the calls below form the tail

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from tests.helpers.people import user_with
 from usage.apikeys import create_api_key, revoke
 from usage.models import AIUsageLog, ApiKey, UserSpendLimit
 
@@ -22,7 +23,7 @@ RECORD = """mutation($events: [UsageEventInput!]!) {
 SET_LIMIT = 'mutation { setSpendLimit(userId: "%s", dailyLimit: "5", monthlyLimit: null) { daily { limit } } }'
 SYNC = "mutation { syncPricing { taskId } }"
 ROLLUP = 'mutation { runRollup(start: "2026-03-01", end: "2026-03-02") { taskId } }'
-DENIED_STAFF = "needs staff or the usage.view_ai_analytics permission"
+DENIED_VIEW = "needs the usage.view_ai_analytics permission (to read every user's usage)"
 ANONYMOUS = "authentication required: log in, or send 'Authorization: Bearer <api key>'"
 
 
@@ -40,7 +41,7 @@ def error_messages(answer: dict[str, Any]) -> list[str]:
 
 @pytest.fixture
 def staff(db: None) -> Any:
-    return get_user_model().objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
+    return user_with("sam", is_staff=True)
 
 
 def logged_in(user: Any) -> Client:
@@ -72,10 +73,15 @@ def test_authorisation_table(alice: Any, bob: Any, staff: Any, make_price: Any) 
     }
 
     def staff_only(action: str) -> dict[str, str]:
-        refused = f"{action} is for staff only"
+        permission, doing = (
+            ("change_userspendlimit", "change spend limits")
+            if action == "setSpendLimit"
+            else ("queue_ai_jobs", "queue jobs")
+        )
+        refused = f"{action} needs the usage.{permission} permission (to {doing})"
         return {"anonymous": ANONYMOUS, "user": refused, "api key": refused, "analyst": refused}
 
-    viewers_only = f"userSpend {DENIED_STAFF}"
+    viewers_only = f"userSpend {DENIED_VIEW}"
     expected = {  # the callers refused, with the exact error; everyone else is allowed
         MY_SPEND: {"anonymous": ANONYMOUS},
         USER_SPEND: {"anonymous": ANONYMOUS, "user": viewers_only, "api key": viewers_only},
@@ -120,7 +126,8 @@ def test_record_usage_reports_each_event_and_keeps_the_good_ones(alice: Any, bob
         (3, "e3", "REJECTED", "cachedInputTokens",
          "cachedInputTokens: cached input (20) plus cache write (0) tokens exceed input_tokens (10); "
          "input_tokens must include them"),
-        (4, "e4", "REJECTED", "userId", "userId: you may record usage only for yourself"),
+        (4, "e4", "REJECTED", "userId", "userId: you may record usage only for yourself (recording for others "
+         "needs the usage.record_ai_usage_for_others permission)"),
         (5, "e5", "REJECTED", "occurredAt", "occurredAt: 'yesterday' is not an ISO 8601 date and time"),
         (6, "e6", "RECORDED", None, None),
         (7, "e7", "REJECTED", "status",

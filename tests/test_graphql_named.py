@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from analytics.cau import refresh_cau_snapshots
 from analytics.rollup import run_rollup
+from tests.helpers.people import user_with
 from tests.test_graphql_api import error_messages, gql, logged_in
 from usage import periods
 from usage.models import AIUsageLog
@@ -25,7 +26,7 @@ from usage.tracker import AIUsageTracker
 
 @pytest.fixture
 def staff(db: None) -> Any:
-    return get_user_model().objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
+    return user_with("sam", "view_ai_analytics")
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_cau_and_its_trend_are_for_staff_and_agree_with_the_tracker(alice: Any, 
         "windowDays: must be 7, 30 or 90, got 5"
     ]
     assert error_messages(gql(logged_in(alice), "{ cau { cau } }")) == [
-        "cau needs staff or the usage.view_ai_analytics permission"
+        "cau needs the usage.view_ai_analytics permission (to read every user's usage)"
     ]
 
 
@@ -157,7 +158,7 @@ def test_query_counts_do_not_grow_with_the_data(staff: Any, calls: None, alice: 
         with CaptureQueriesContext(connection) as after:
             gql(client, query)
         assert len(after) == count, query
-    assert list(queries.values()) == [17, 4, 7]  # session and user lookups included
+    assert list(queries.values()) == [19, 6, 9]  # session, user and permission lookups included
 
 
 def test_the_readme_example_query_answers_for_alice(alice: Any, calls: None) -> None:

@@ -18,6 +18,10 @@ from usage.apikeys import create_api_key
 from usage.models import AIUsageLog, UserSpendLimit
 from usage.recording import record_usage
 
+# The live server reads the database from its own thread, so each test commits; serialized_rollback restores what
+# the flush at its end removes (the permissions among them) for the tests after it.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
 ROLES = ["anonymous", "user", "analyst", "staff", "staff_with_permissions", "superuser"]
 EVERYONE = set(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
@@ -85,7 +89,7 @@ def queries(victim: int) -> dict[str, Query]:
 
 
 @pytest.fixture
-def people(transactional_db: None, make_price: Any) -> dict[str, Any]:
+def people(make_price: Any) -> dict[str, Any]:
     make_price()
     users = get_user_model().objects
     people = {
