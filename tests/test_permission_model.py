@@ -13,9 +13,10 @@ import requests
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 
 from usage.apikeys import create_api_key
-from usage.models import AIUsageLog, UserSpendLimit
+from usage.models import AIUsageLog, SpendAlert, UserSpendLimit
 from usage.recording import record_usage
 
 # The live server reads the database from its own thread, so each test commits; serialized_rollback restores what
@@ -227,3 +228,30 @@ def test_changing_a_limit_in_the_admin_needs_the_limits_permission(live_server: 
         else:
             assert (form.status_code, response.status_code) == (200, 302), role
             assert UserSpendLimit.objects.get(user=victim).daily_limit == Decimal("3.00")
+
+
+def run_admin_action(base: str, session: requests.Session, changelist: str, action: str, pk: int) -> int:
+    session.get(f"{base}{changelist}", timeout=30)  # sets the CSRF cookie when the page opens
+    response = session.post(
+        f"{base}{changelist}",
+        data={"csrfmiddlewaretoken": session.cookies.get("csrftoken", ""), "action": action,
+              "_selected_action": [pk], "index": 0},
+        allow_redirects=False, timeout=30,
+    )  # fmt: skip
+    return response.status_code
+
+
+def test_admin_actions_on_limits_and_alerts_need_their_permissions(live_server: Any, people: dict[str, Any]) -> None:
+    victim = people["victim"]
+    today = timezone.now().date()
+    limit = UserSpendLimit.objects.create(user=victim, daily_limit=Decimal("1"))
+    for role in ["staff", "staff_with_permissions", "superuser"]:
+        SpendAlert.objects.all().delete()
+        alert = SpendAlert.objects.create(user=victim, period="day", period_start=today, threshold=80,
+                                          spend=Decimal("0.8"), limit=Decimal("1"))  # fmt: skip
+        session = admin_session(live_server.url, people, role)
+        sent = run_admin_action(live_server.url, session, "/admin/usage/spendalert/", "retry_now", alert.pk)
+        alert.refresh_from_db()
+        assert (sent, alert.sent_at is not None) == ((403, False) if role == "staff" else (302, True)), role
+        reset = run_admin_action(live_server.url, session, "/admin/usage/userspendlimit/", "reset_alerts", limit.pk)
+        assert (reset, SpendAlert.objects.count()) == ((403, 1) if role == "staff" else (302, 0)), role
