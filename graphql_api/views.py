@@ -4,7 +4,6 @@ import json
 from typing import Any
 
 from cross_web import HTTPException
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from strawberry.django.views import GraphQLView
@@ -18,7 +17,6 @@ class ApiView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.graphql_ide = "graphiql" if settings.DEBUG else None
         return super().dispatch(request, *args, **kwargs)
-
 
     def decode_json(self, data: str | bytes) -> object:
         """A body Python's json cannot read (nested deeper than it recurses, a number of thousands of digits) is

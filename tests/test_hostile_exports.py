@@ -218,9 +218,7 @@ def langsmith(settings: Any) -> Iterator[FakeLangSmith]:
     fake.stop()
 
 
-def test_langsmith_import_skips_and_counts_runs_whose_metadata_is_refused(
-    langsmith: FakeLangSmith, staff: Any
-) -> None:
+def test_langsmith_import_skips_and_counts_runs_whose_metadata_is_refused(langsmith: FakeLangSmith, staff: Any) -> None:
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     base = {"ls_provider": "acme", "ls_model_name": "acme-1"}
     for minute, extra in enumerate([{}, {"feature": nested(300)}, {"blob": list(range(70_000))}]):
@@ -315,9 +313,7 @@ def test_a_provider_that_lengthens_when_lowered_is_rejected_not_a_database_error
     ]  # fmt: skip
 
 
-def test_a_count_of_more_digits_than_python_converts_rejects_only_its_event(
-    staff: Any, staff_client: Client
-) -> None:
+def test_a_count_of_more_digits_than_python_converts_rejects_only_its_event(staff: Any, staff_client: Client) -> None:
     answer = post_events(staff_client, [event(), event(inputTokens="9" * 5000)]).json()
     first, second = answer["data"]["recordUsage"]
     assert (first["outcome"], second["outcome"], second["field"]) == ("RECORDED", "REJECTED", "inputTokens")
@@ -341,8 +337,10 @@ numbers = st.one_of(
 offsets = st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59))
 iso_instants = st.builds(
     lambda moment, offset: moment.replace(tzinfo=UTC).astimezone(timezone(offset)).isoformat(),
-    st.one_of(st.datetimes(min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 1)),
-              st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30))),
+    st.one_of(
+        st.datetimes(min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 1)),
+        st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    ),
     offsets,
 )
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(),
@@ -350,8 +348,11 @@ json_leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), 
 json_tree = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max_size=3),
                          st.dictionaries(text, inner, max_size=3)), max_leaves=8)  # fmt: skip
 metadata = st.one_of(
-    st.none(), json_tree, st.integers(min_value=1, max_value=60).map(nested),
-    st.just({"blob": "x" * 70_000}), st.just({"many": [0] * 70_000}),
+    st.none(),
+    json_tree,
+    st.integers(min_value=1, max_value=60).map(nested),
+    st.just({"blob": "x" * 70_000}),
+    st.just({"many": [0] * 70_000}),
 )
 EVENT_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "feature": text, "provider": st.one_of(st.just("acme"), text), "model": st.one_of(st.just("acme-1"), text),

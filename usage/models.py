@@ -18,7 +18,7 @@ def cost_field(**options: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=32, decimal_places=18, **options)
 
 
-class MetadataField(models.JSONField):  # type: ignore[type-arg]  # django-stubs types JSONField generically
+class MetadataField(models.JSONField):
     """JSON metadata that reads safely however deep the stored value is. New values are capped at
     AI_MAX_METADATA_DEPTH levels, but a row written before that cap, or straight into the database, may nest
     thousands of levels; reading one as it is would make every page and API answer that touches the row fail
