@@ -7,7 +7,6 @@ every page view.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -23,6 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from analytics.csv_safety import SafeCsvWriter
 from analytics.models import DailyUsageSummary
 from analytics.ranges import resolve
 from analytics.slices import SliceQuery
@@ -91,7 +91,7 @@ class CsvEcho:
 
 def stream_logs_csv(logs: QuerySet[AIUsageLog]) -> StreamingHttpResponse:
     """Every log of the queryset as CSV, streamed in chunks (costs exact, times in UTC ISO 8601)."""
-    writer = csv.writer(CsvEcho())
+    writer = SafeCsvWriter(CsvEcho())
 
     def rows() -> Iterator[str]:
         yield writer.writerow(LOG_CSV_COLUMNS)

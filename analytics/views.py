@@ -7,7 +7,6 @@ be superusers or hold usage.view_ai_analytics.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -23,6 +22,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from analytics import charts
+from analytics.csv_safety import SafeCsvWriter
 from analytics.dashboard import (
     WINDOWS,
     dashboard,
@@ -162,7 +162,7 @@ def _spend_csv(rows: list[UserSpendRow]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="ai-user-spend-{stamp}.csv"'
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         daily, monthly = row.spend.daily, row.spend.monthly

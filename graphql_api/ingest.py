@@ -71,7 +71,8 @@ def _instant(value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidUsage("occurred_at", f"{value!r} is not an ISO 8601 date and time") from exc
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise InvalidUsage("occurred_at", f"{shown!r} is not an ISO 8601 date and time") from exc
 
 
 def _user_id(value: Any) -> int | None:

@@ -14,7 +14,10 @@ Count = NewType("Count", object)
 def _lenient_count(value: Any) -> Any:
     """Digit strings become ints; anything else is passed on for the event's own validation to reject by name."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²" or "١٢"
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # more digits than Python converts: left for the field's own check to refuse
+            return value
     return value
 
 

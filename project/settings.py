@@ -118,6 +118,9 @@ AI_SPEND_ALERT_RECIPIENTS = env_emails("AI_SPEND_ALERT_RECIPIENTS")
 AI_PRICING_SOURCE_URL = env_str("AI_PRICING_SOURCE_URL")
 # How long a process keeps price versions in memory before it reads them again (edits in this process clear it).
 AI_PRICING_CACHE_SECONDS = env_int("AI_PRICING_CACHE_SECONDS", 30)
+# How deep request_meta / response_meta may nest. Stored rows deeper than this are shown as a note, so the cap
+# keeps every page and the API well inside the depth Python's json and templates can render.
+AI_MAX_METADATA_DEPTH = env_int("AI_MAX_METADATA_DEPTH", 20, minimum=1, maximum=100)
 
 # LangSmith: status and trace forwarding need an API key; forwarding also needs LANGSMITH_TRACING=true.
 LANGSMITH_API_KEY = env_str("LANGSMITH_API_KEY")

@@ -309,7 +309,8 @@ def test_import_command(langsmith: FakeLangSmith, alice: Any, bob: Any, make_pri
     out = StringIO()
     call_command("import_langsmith_runs", "--project", "team-app", stdout=out)
     assert out.getvalue() == (
-        "team-app: 9 fetched, 6 recorded, 0 duplicates, 0 rejected, 2 without usage, 1 forwarded by us\n"
+        "team-app: 9 fetched, 6 recorded, 0 duplicates, 0 rejected, 2 without usage, 1 forwarded by us, "
+        "0 refused metadata\n"
     )
     settings.LANGSMITH_API_KEY = ""
     with pytest.raises(CommandError, match="LANGSMITH_API_KEY is not set"):

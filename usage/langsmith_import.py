@@ -22,7 +22,7 @@ from django.utils import timezone
 from usage.batch import record_batch
 from usage.langsmith import langsmith_client
 from usage.models import CallStatus, LangSmithImport
-from usage.validation import InvalidUsage
+from usage.validation import InvalidUsage, check_metadata_shape
 
 OVERLAP = timedelta(hours=1)
 BATCH = 200
@@ -36,6 +36,7 @@ class ImportReport:
     rejected: int = 0
     without_usage: int = 0  # skipped: no token counts (a run that is not a model call, or still running)
     forwarded_by_us: int = 0  # skipped: runs this service sent, whose calls are logged already
+    refused_metadata: int = 0  # skipped: metadata nested deeper or larger than ours may be (check_metadata_shape)
 
 
 def import_client() -> Any:
@@ -130,6 +131,11 @@ def _model(run: Any, metadata: dict[str, Any]) -> tuple[str, str]:
 def call_from_run(run: Any, project: str, report: ImportReport) -> dict[str, Any] | None:
     """The record_usage fields of one finished run, or None (counted in the report) when it is not importable."""
     metadata = _metadata(run)
+    try:  # before any value is read: str() of a value nested thousands of levels deep raises RecursionError
+        check_metadata_shape("metadata", metadata)
+    except InvalidUsage:
+        report.refused_metadata += 1
+        return None
     if "usage_log_id" in metadata:
         report.forwarded_by_us += 1
         return None

@@ -10,10 +10,33 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from usage.json_shape import exceeded_limit, text_may_nest_deeper
+
 
 def cost_field(**options: Any) -> models.DecimalField:
     """USD with 18 decimal places: a token priced at 1.5e-7 USD never rounds to zero, and sums stay exact."""
     return models.DecimalField(max_digits=32, decimal_places=18, **options)
+
+
+class MetadataField(models.JSONField):
+    """JSON metadata that reads safely however deep the stored value is. New values are capped at
+    AI_MAX_METADATA_DEPTH levels, but a row written before that cap, or straight into the database, may nest
+    thousands of levels; reading one as it is would make every page and API answer that touches the row fail
+    (json, the admin and GraphQL recurse once per level), so it reads as a short note instead."""
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        max_depth = settings.AI_MAX_METADATA_DEPTH
+        if not isinstance(value, str) or not text_may_nest_deeper(value, max_depth):
+            return super().from_db_value(value, expression, connection)
+        try:
+            data = super().from_db_value(value, expression, connection)
+        except RecursionError:
+            return unreadable_metadata(max_depth)
+        return unreadable_metadata(max_depth) if exceeded_limit(data, max_depth=max_depth) else data
+
+
+def unreadable_metadata(max_depth: int) -> dict[str, str]:
+    return {"not_shown": f"stored metadata nested more than {max_depth} levels deep"}
 
 
 def price_field(**options: Any) -> models.DecimalField:
@@ -147,8 +170,8 @@ class AIUsageLog(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=CallStatus.choices, default=CallStatus.SUCCESS)
     error_message = models.TextField(blank=True, default="")
-    request_meta = models.JSONField(null=True, blank=True)
-    response_meta = models.JSONField(null=True, blank=True)
+    request_meta = MetadataField(null=True, blank=True)
+    response_meta = MetadataField(null=True, blank=True)
     event_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:

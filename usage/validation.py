@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
+from django.conf import settings
+
+from usage.json_shape import exceeded_limit
 from usage.models import AIUsageLog, CallStatus
 from usage.pricing import TokenCounts
 
@@ -16,6 +19,7 @@ MAX_METADATA_BYTES = 64 * 1024
 # The times a call can plausibly have; outside them day and month arithmetic would run off the calendar's end.
 EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_UTC_OFFSET = timedelta(hours=14)  # the widest offset in use (Kiribati); PostgreSQL refuses some beyond it
 MAX_ERROR_MESSAGE = 4000
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
 
@@ -106,15 +110,25 @@ def check_status(value: Any) -> str:
 def check_instant(field: str, value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise InvalidUsage(field, f"must be a datetime, got {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset() if value.tzinfo is not None else None
+    if offset is None:
         raise InvalidUsage(field, "must be timezone-aware (a naive time is ambiguous)")
+    if abs(offset) > MAX_UTC_OFFSET:
+        raise InvalidUsage(field, f"has the UTC offset {_offset_text(offset)}; offsets run from -14:00 to +14:00")
     try:
         plausible = EARLIEST_INSTANT <= value < LATEST_INSTANT
     except OverflowError:  # an offset that takes year 1 or 9999 out of range
         plausible = False
     if not plausible:
         raise InvalidUsage(field, f"{value.isoformat()} is outside {EARLIEST_INSTANT:%Y} to {LATEST_INSTANT:%Y}")
-    return value
+    return value.astimezone(UTC)  # stored as UTC: the database need not accept the caller's offset
+
+
+def _offset_text(offset: timedelta) -> str:
+    sign = "-" if offset < timedelta(0) else "+"
+    hours, rest = divmod(abs(offset), timedelta(hours=1))
+    minutes, rest = divmod(rest, timedelta(minutes=1))
+    return f"{sign}{hours:02d}:{minutes:02d}" + (f" and {rest.total_seconds():g} s" if rest else "")
 
 
 def check_latency(value: Any) -> int | None:
@@ -131,6 +145,7 @@ def check_metadata(field: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise InvalidUsage(field, f"must be a JSON object (dict), got {type(value).__name__}")
+    check_metadata_shape(field, value)
     try:
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -146,6 +161,20 @@ def check_metadata(field: str, value: Any) -> dict[str, Any] | None:
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidUsage(field, f"is {len(encoded.encode())} bytes as JSON; the most allowed is {MAX_METADATA_BYTES}")
     return value
+
+
+def check_metadata_shape(field: str, value: dict[str, Any]) -> None:
+    """Depth and size measured before json.dumps, which would recurse once per level and may never finish on a
+    value that shares or contains itself."""
+    max_depth = settings.AI_MAX_METADATA_DEPTH
+    exceeded = exceeded_limit(value, max_depth=max_depth, max_values=MAX_METADATA_BYTES)
+    if exceeded == "depth":
+        raise InvalidUsage(field, f"is nested more than {max_depth} levels deep; the most allowed is {max_depth}")
+    if exceeded == "values":
+        raise InvalidUsage(
+            field, f"holds more than {MAX_METADATA_BYTES} values, over {MAX_METADATA_BYTES} bytes as JSON; "
+            f"the most allowed is {MAX_METADATA_BYTES} bytes"
+        )  # fmt: skip
 
 
 def check_event_id(value: Any) -> str | None:
@@ -201,7 +230,8 @@ def check_identity(
     return {
         "user_id": check_user(user),
         "feature": check_text("feature", feature, required=True),
-        "provider": check_text("provider", provider, required=True).lower(),
+        # Lower-cased before the length check: lowering can lengthen text ("İ" becomes two characters).
+        "provider": check_text("provider", provider.lower() if isinstance(provider, str) else provider, required=True),
         "model": check_text("model", model, required=True),
         "session_id": check_text("session_id", session_id, required=False),
         "event_id": check_event_id(event_id),

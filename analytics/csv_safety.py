@@ -1,0 +1,31 @@
+"""CSV cells that a spreadsheet cannot run as formulas (OWASP's CSV injection rule), for every export.
+
+Text that starts with =, +, -, @, a tab or a carriage return is read by Excel, LibreOffice and Google Sheets as a
+formula (`=HYPERLINK(...)` leaks data, `+cmd|' /C calc'!A0` runs a program), so such a cell gets a leading single
+quote and keeps the rest as it was. Only text is touched: the ids, token counts and amounts we write ourselves are
+numbers, not strings, and stay plain numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from typing import Any
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """csv.writer whose rows have every text cell neutralised; writerow returns what the file's write returned."""
+
+    def __init__(self, out: Any) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._writer.writerow([safe_cell(value) for value in row])
