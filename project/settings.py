@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "project.middleware.RefuseMalformedRequests",  # NUL characters: 400 before any view or database sees them
     "whitenoise.middleware.WhiteNoiseMiddleware",  # admin CSS/JS under gunicorn, without a separate web server
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
