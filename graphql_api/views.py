@@ -13,14 +13,14 @@ from graphql_api.schema import schema
 from project.middleware import graphql_error_response
 
 MAX_JSON_DEPTH = 64  # far above any real query's variables; deeper input would exhaust the parser's stack
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_A_BRACKET = re.compile(r"[^\[\]{}]")
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def nests_deeper_than(text: str, limit: int) -> bool:
     """Whether JSON arrays and objects nest deeper than `limit`, counted without recursion (strings skipped)."""
     depth = 0
-    for bracket in _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text)):
+    for bracket in _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1
         if depth > limit:
             return True
