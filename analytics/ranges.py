@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,10 +12,14 @@ from django.utils import timezone
 
 from usage import periods
 from usage.models import AIUsageLog
-from usage.validation import InvalidUsage
+from usage.validation import EARLIEST_INSTANT, LATEST_INSTANT, InvalidUsage
 
 PERIODS = ("today", "yesterday", "week", "month", "year", "all")
 MAX_DAYS = 3660
+# The reporting days that can hold a stored call in some time zone (calls outside usage.validation's instants are
+# refused). Dates beyond them hold nothing, and near year 1 or 9999 a zone's midnight is not even a datetime.
+FIRST_DAY = (EARLIEST_INSTANT - timedelta(days=1)).date()
+LAST_DAY = LATEST_INSTANT.date()
 
 
 @dataclass(frozen=True)
@@ -55,10 +60,14 @@ def resolve(
     start: date | None = None,
     end: date | None = None,
     time_zone: str | None = None,
+    user_ids: Collection[int] | None = None,
 ) -> ReportRange:
-    """Dates win over days, days over a period; with nothing given, the last 7 days."""
+    """Dates win over days, days over a period; with nothing given, the last 7 days. `user_ids` are the users the
+    caller may see (None: everyone); the period "all" starts at the first call among them."""
     zone = zone_named(time_zone)
     today = timezone.now().astimezone(zone).date()
+    _check_day("start", start)
+    _check_day("end", end)
     if start is not None or end is not None:
         first, last = start or today, end or today
         if last < first:
@@ -70,10 +79,15 @@ def resolve(
         if not 1 <= days <= MAX_DAYS:
             raise InvalidUsage("days", f"must be between 1 and {MAX_DAYS}, got {days}")
         return ReportRange(today - timedelta(days=days - 1), today, zone)
-    return _named(period or "week", today, zone)
+    return _named(period or "week", today, zone, user_ids)
 
 
-def _named(period: str, today: date, zone: ZoneInfo) -> ReportRange:
+def _check_day(name: str, day: date | None) -> None:
+    if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidUsage(name, f"{day} is outside {FIRST_DAY} to {LAST_DAY}")
+
+
+def _named(period: str, today: date, zone: ZoneInfo, user_ids: Collection[int] | None) -> ReportRange:
     if period == "today":
         return ReportRange(today, today, zone)
     if period == "yesterday":
@@ -85,6 +99,7 @@ def _named(period: str, today: date, zone: ZoneInfo) -> ReportRange:
     if period == "year":
         return ReportRange(today.replace(month=1, day=1), today, zone)
     if period == "all":
-        first = AIUsageLog.objects.aggregate(first=Min("occurred_at"))["first"]
+        logs = AIUsageLog.objects.all() if user_ids is None else AIUsageLog.objects.filter(user_id__in=user_ids)
+        first = logs.aggregate(first=Min("occurred_at"))["first"]
         return ReportRange(first.astimezone(zone).date() if first else today, today, zone)
     raise InvalidUsage("period", f"{period!r} is not one of {', '.join(PERIODS)}")

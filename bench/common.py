@@ -19,6 +19,9 @@ def setup_django() -> str:
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    # Production settings over plain HTTP on 127.0.0.1, with a key for this throwaway database only.
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-for-a-throwaway-database-0123456789")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
     sys.path.insert(0, str(ROOT))
     _create_database(url)
     import django

@@ -16,6 +16,7 @@ from analytics.slices import Measures, SliceFilter, SliceQuery, SliceResult, Sli
 from graphql_api.permissions import BadArgumentError, PermissionDeniedError, current_user, sees_everyone
 from graphql_api.scalars import BigInt
 from usage.permissions import Action, refusal
+from usage.validation import MAX_ID, InvalidUsage
 
 MAX_ROWS = 10_000
 
@@ -146,12 +147,26 @@ def usage_row(row: SliceRow) -> UsageRow:
     )  # fmt: skip
 
 
-def report_range(value: TimeRange | None) -> ReportRange:
+def report_range(value: TimeRange | None, info: Info[Any, Any], argument: str | None = "range") -> ReportRange:
+    """The reporting days of a TimeRange argument (errors name `argument.field`), as far as the caller may see:
+    period ALL starts at the first call the caller can see."""
     value = value or TimeRange()
-    return resolve(
-        period=None if value.period is None else value.period.value,
-        days=value.days, start=value.start, end=value.end, time_zone=value.time_zone,
-    )  # fmt: skip
+    user = current_user(info)
+    try:
+        return resolve(
+            period=None if value.period is None else value.period.value,
+            days=value.days, start=value.start, end=value.end, time_zone=value.time_zone,
+            user_ids=None if sees_everyone(user) else (user.pk,),
+        )  # fmt: skip
+    except InvalidUsage as exc:
+        raise BadArgumentError(f"{argument}.{exc.field}" if argument else exc.field, exc.problem) from exc
+
+
+def _user_id(text: str) -> int:
+    """A user id written in ASCII digits that the database can hold (int() would read "١٢" as 12)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID)) and int(text) <= MAX_ID):
+        raise ValueError(text)
+    return int(text)
 
 
 def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilter:
@@ -159,7 +174,7 @@ def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilte
     value = value or UsageFilter()
     user = current_user(info)
     try:
-        user_ids = tuple(int(u) for u in value.user_ids or ())
+        user_ids = tuple(_user_id(str(u)) for u in value.user_ids or ())
     except ValueError as exc:
         raise BadArgumentError("filter.userIds", "must be user ids") from exc
     if not sees_everyone(user):
@@ -247,7 +262,7 @@ def usage_slice(
 ) -> UsageSlice:
     if not 1 <= limit <= MAX_ROWS:
         raise BadArgumentError("limit", f"must be between 1 and {MAX_ROWS}, got {limit}")
-    window = report_range(range)
+    window = report_range(range, info)
     query = SliceQuery(
         start=window.start, end=window.end, zone=window.zone, group_by=tuple(d.value for d in group_by or ()),
         granularity=None if granularity is None else granularity.value,

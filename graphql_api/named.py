@@ -68,7 +68,7 @@ class UsageSummary:
 
 
 def usage_summary(info: Info[Any, Any], range: TimeRange | None, filter: UsageFilter | None) -> UsageSummary:
-    window, filters = report_range(range), scoped_filter(info, filter)
+    window, filters = report_range(range, info), scoped_filter(info, filter)
     providers = run_slice(info, window, filters, ("provider",))
     models = run_slice(info, window, filters, ("model",))
     before = run_slice(info, window.previous(), filters)
@@ -90,7 +90,7 @@ class TokenUsage:
 
 
 def token_usage(info: Info[Any, Any], range: TimeRange | None, filter: UsageFilter | None) -> TokenUsage:
-    window, filters = report_range(range), scoped_filter(info, filter)
+    window, filters = report_range(range, info), scoped_filter(info, filter)
     providers = run_slice(info, window, filters, ("provider",), order=MetricOrder.TOKENS)
     models = run_slice(info, window, filters, ("model",), order=MetricOrder.TOKENS)
     days = run_slice(info, window, filters, (), "day")
@@ -149,7 +149,7 @@ class UsageLogPage:
 
 
 def logs_in(info: Info[Any, Any], range: TimeRange | None, filter: UsageFilter | None) -> Any:
-    window, filters = report_range(range), scoped_filter(info, filter)
+    window, filters = report_range(range, info), scoped_filter(info, filter)
     return AIUsageLog.objects.filter(filters.log_q(), occurred_at__gte=window.start, occurred_at__lt=window.end)
 
 
@@ -188,7 +188,8 @@ class CostPerActiveUser:
 
 
 def cau(info: Info[Any, Any], days: int | None, start: date | None, end: date | None) -> CostPerActiveUser:
-    window = report_range(TimeRange(days=days, start=start, end=end) if (days or start or end) else TimeRange(days=30))
+    chosen = None if days is None and start is None and end is None else TimeRange(days=days, start=start, end=end)
+    window = report_range(chosen or TimeRange(days=30), info, argument=None)  # top-level arguments: named alone
     figures = cost_per_active_user(window.first, window.last)
     return CostPerActiveUser(
         start=window.first, end=window.last, cau=Decimal(figures["cau"]), active_users=int(figures["active_users"]),
@@ -208,7 +209,7 @@ class CauPoint:
 def cau_points(info: Info[Any, Any], window_days: int, range: TimeRange | None) -> list[CauPoint]:
     if window_days not in (7, 30, 90):
         raise BadArgumentError("windowDays", f"must be 7, 30 or 90, got {window_days}")
-    window = report_range(range or TimeRange(days=90))
+    window = report_range(range or TimeRange(days=90), info)
     return [CauPoint(date=s.date, window_days=s.window_days, cau=s.cau, active_users=s.active_users,
                      total_cost=s.total_cost) for s in cau_trend(window_days, window.first, window.last)]  # fmt: skip
 

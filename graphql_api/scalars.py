@@ -11,6 +11,10 @@ BigInt = NewType("BigInt", int)
 Count = NewType("Count", object)
 
 
+class ScalarValueError(ValueError):
+    """A value our scalars cannot read; shown to the caller (it is their mistake), named by argument."""
+
+
 def _lenient_count(value: Any) -> Any:
     """Digit strings become ints; anything else is passed on for the event's own validation to reject by name."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²" or "١٢"
@@ -24,13 +28,15 @@ def _lenient_count(value: Any) -> Any:
 def _finite_decimal(value: Any) -> Decimal:
     """An exact decimal from a string or number; NaN and infinities are not amounts."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a decimal number as a string or number, got {value!r}")
+        raise ScalarValueError(f"expected a decimal number as a string or number, got {value!r}")
+    if isinstance(value, str) and not value.isascii():  # Decimal() would read "١٢" as 12
+        raise ScalarValueError(f"{value!r} is not a decimal number written in ASCII digits")
     try:
         number = Decimal(str(value))
     except ArithmeticError:
-        raise ValueError(f"{value!r} is not a decimal number") from None
+        raise ScalarValueError(f"{value!r} is not a decimal number") from None
     if not number.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal number")
+        raise ScalarValueError(f"{value!r} is not a finite decimal number")
     return number
 
 

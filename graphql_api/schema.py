@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from django.conf import settings
@@ -37,6 +37,7 @@ from graphql_api.analytics import (
     UsageSlice,
     usage_slice,
 )
+from graphql_api.client_errors import ClientMistakes, Schema
 from graphql_api.ingest import EventResult, UsageEventInput, record_events
 from graphql_api.named import (
     CauPoint,
@@ -71,6 +72,7 @@ from graphql_api.spend import SpendStatusEnum, UserSpendPage, UserSpendType, all
 from tasks import rollup_usage, sync_ai_pricing
 from usage.budgets import limit_cache, spend_status
 from usage.models import UserSpendLimit
+from usage.validation import MAX_ID
 
 MAX_PAGE = 1000
 
@@ -250,10 +252,35 @@ class Query:
         return UserSpendPage(total_count=len(rows), rows=rows[offset : offset + limit])
 
 
+CENT = Decimal("0.01")
+LIMIT_ARGUMENT = "USD, at most 2 decimal places; null: the default limit; omitted: left as it is"
+
+
 def _limit(argument: str, value: Decimal | None) -> Decimal | None:
-    if value is not None and (not value.is_finite() or value < 0 or value >= Decimal("1e12")):
+    """A limit as stored (whole cents), or refused naming the argument: never rounded into another amount."""
+    if value is None:
+        return None
+    if not value.is_finite() or value < 0 or value >= Decimal("1e12"):
         raise BadArgumentError(argument, f"must be a non-negative amount below 1e12, got {value}")
+    if value != value.quantize(CENT):
+        raise BadArgumentError(argument, f"{value} has more than 2 decimal places; limits are stored in whole cents")
     return value
+
+
+def _limit_changes(daily: Decimal | None, monthly: Decimal | None) -> dict[str, Decimal | None]:
+    """The limits to write: an omitted argument leaves its limit as it is, null sets the default."""
+    given = {"daily_limit": ("dailyLimit", daily), "monthly_limit": ("monthlyLimit", monthly)}
+    return {field: _limit(name, value) for field, (name, value) in given.items() if value is not strawberry.UNSET}
+
+
+def _user_named(user_id: str) -> Any:
+    text = str(user_id)
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID)) and 1 <= int(text) <= MAX_ID):
+        raise BadArgumentError("userId", f"must be a user id such as 42, got {text!r}")
+    user = get_user_model().objects.filter(pk=int(text)).first()
+    if user is None:
+        raise BadArgumentError("userId", f"no user with id {text}")
+    return user
 
 
 @strawberry.type
@@ -270,19 +297,20 @@ class Mutation:
 
     @strawberry.mutation(
         permission_classes=[ChangesLimits],
-        description="Needs usage.change_userspendlimit: set a user's daily and monthly limits (null: the default).",
+        description=(
+            "Needs usage.change_userspendlimit: set a user's daily and monthly limits (null: the default; an omitted "
+            "limit is unchanged)."
+        ),
     )
     def set_spend_limit(
-        self, info: Info[Any, Any], user_id: strawberry.ID, daily_limit: Decimal | None, monthly_limit: Decimal | None
+        self,
+        info: Info[Any, Any],
+        user_id: strawberry.ID,
+        daily_limit: Annotated[Decimal | None, strawberry.argument(description=LIMIT_ARGUMENT)] = strawberry.UNSET,
+        monthly_limit: Annotated[Decimal | None, strawberry.argument(description=LIMIT_ARGUMENT)] = strawberry.UNSET,
     ) -> UserSpendType:
-        user = get_user_model().objects.filter(pk=int(user_id)).first() if str(user_id).isdigit() else None
-        if user is None:
-            raise BadArgumentError("userId", f"no user with id {user_id}")
-        UserSpendLimit.objects.update_or_create(
-            user=user,
-            defaults={"daily_limit": _limit("dailyLimit", daily_limit),
-                      "monthly_limit": _limit("monthlyLimit", monthly_limit)},
-        )  # fmt: skip
+        user = _user_named(user_id)
+        UserSpendLimit.objects.update_or_create(user=user, defaults=_limit_changes(daily_limit, monthly_limit))
         limit_cache.clear()
         return spend_type(user, spend_status(user.pk))
 
@@ -331,6 +359,7 @@ def extensions() -> list[Any]:
         # Both caches are keyed by everything that decides the outcome (text, token limit, rules), and bounded.
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        ClientMistakes,  # after ValidationCache: it reads and replaces the errors that one sets
     ]
     if not settings.GRAPHQL_INTROSPECTION:
         chosen.append(DisableIntrospection)
@@ -338,4 +367,4 @@ def extensions() -> list[Any]:
 
 
 CONFIG = StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not settings.DEBUG)
-schema = strawberry.Schema(query=Query, mutation=Mutation, config=CONFIG, extensions=extensions())
+schema = Schema(query=Query, mutation=Mutation, config=CONFIG, extensions=extensions())

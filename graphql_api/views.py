@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from typing import Any, NoReturn
 
 from cross_web import HTTPException
 from django.conf import settings
@@ -9,26 +10,64 @@ from django.http import HttpRequest, HttpResponseBase
 from strawberry.django.views import GraphQLView
 
 from graphql_api.schema import schema
+from project.middleware import graphql_error_response
+
+# Far deeper than any real request, so an event's over-deep metadata is rejected on its own (AI_MAX_METADATA_DEPTH)
+# and the batch's good events are kept; deeper input would exhaust the JSON parser's stack.
+MAX_JSON_DEPTH = 512
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON arrays and objects nest deeper than `limit`, counted without recursion (strings skipped)."""
+    depth = 0
+    for bracket in _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise HTTPException(400, f"{name} is not a JSON value; send numbers as digits")
+
+
+def decode_request_json(data: str | bytes) -> object:
+    """A request's JSON (the body, or `variables` in a query string): UTF-8, bounded depth, an object or a list."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    if nests_deeper_than(text, MAX_JSON_DEPTH):
+        raise HTTPException(400, f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        raise  # the view answers 400 "Unable to parse request body as JSON"
+    except ValueError as exc:  # e.g. a number of more digits than Python converts
+        raise HTTPException(400, f"Unable to parse request body as JSON: {exc}") from None
+    if not isinstance(value, dict | list):
+        raise HTTPException(400, 'Expected a JSON object such as {"query": "{ health { ok } }"}')
+    return value
 
 
 class ApiView(GraphQLView):
-    """The endpoint: GraphiQL in a browser while DEBUG is on (read per request, so a settings change applies)."""
+    """The endpoint: GraphiQL in a browser while DEBUG is on (read per request, so a settings change applies).
+    A request that cannot be read is answered 400 with a JSON error, never a 500."""
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         self.graphql_ide = "graphiql" if settings.DEBUG else None
-        return super().dispatch(request, *args, **kwargs)
+        try:
+            return self.run(request=request)
+        except HTTPException as exc:
+            return graphql_error_response(exc.reason, exc.status_code)
+
+    def parse_http_body(self, request: Any) -> Any:
+        try:
+            return super().parse_http_body(request)
+        except UnicodeDecodeError:  # the request adapter decodes the body before it reaches decode_json
+            raise HTTPException(400, "The request body is not valid UTF-8") from None
 
     def decode_json(self, data: str | bytes) -> object:
-        """A body Python's json cannot read (nested deeper than it recurses, a number of thousands of digits) is
-        the client's mistake: HTTP 400 saying so, not a 500."""
-        try:
-            return super().decode_json(data)
-        except json.JSONDecodeError:
-            raise
-        except RecursionError:
-            raise HTTPException(400, "Unable to parse request body as JSON: it is nested too deeply") from None
-        except ValueError as exc:
-            raise HTTPException(400, f"Unable to parse request body as JSON: {exc}") from None
+        return decode_request_json(data)
 
 
 graphql_view = ApiView.as_view(schema=schema)

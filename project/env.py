@@ -80,6 +80,26 @@ def env_emails(name: str) -> list[str]:
     return addresses
 
 
+# Keys that must never sign production sessions: the old built-in development key and the .env.example placeholder.
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+PLACEHOLDER_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "change-me"}
+
+
+def env_secret_key(name: str, debug: bool) -> str:
+    """The signing key. Only a development server (DEBUG on) may run on the built-in key; anything else refuses to
+    start rather than sign sessions and password resets with a key anyone can read in the source."""
+    key = env_str(name)
+    if key and key not in PLACEHOLDER_SECRET_KEYS and not key.startswith(("insecure-", "django-insecure-")):
+        return key
+    if debug:
+        return key or DEVELOPMENT_SECRET_KEY
+    raise ImproperlyConfigured(
+        f"{name} must be set to a long random value when DEBUG is off (it is "
+        f"{'a known insecure placeholder' if key else 'unset'}); generate one with "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+
+
 def database_from_url(name: str, default_sqlite_path: str) -> dict[str, object]:
     """DATABASE_URL as a Django DATABASES entry: postgres://user:pass@host:port/db or sqlite:///path."""
     url = env_str(name)

@@ -109,11 +109,11 @@ def test_bad_arguments_get_clear_errors(alice: Any) -> None:
     client = logged_in(alice)
     cases = {
         '{ usage(range: {timeZone: "Mars/Base"}) { source } }':
-            "timeZone: 'Mars/Base' is not an IANA time zone such as Europe/Berlin",
+            "range.timeZone: 'Mars/Base' is not an IANA time zone such as Europe/Berlin",
         '{ usage(range: {start: "2026-03-02", end: "2026-03-01"}) { source } }':
-            "end: 2026-03-01 is before start 2026-03-02",
+            "range.end: 2026-03-01 is before start 2026-03-02",
         "{ usage(limit: 0) { source } }": "limit: must be between 1 and 10000, got 0",
-        "{ usage(range: {days: 0}) { source } }": "days: must be between 1 and 3660, got 0",
+        "{ usage(range: {days: 0}) { source } }": "range.days: must be between 1 and 3660, got 0",
         "{ topUsers { source } }": "topUsers needs the usage.view_ai_analytics permission (to read every user's usage)",
     }  # fmt: skip
     for query, message in cases.items():

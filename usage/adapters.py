@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from usage.pricing import TokenCounts
-from usage.validation import check_tokens
+from usage.validation import check_count, check_tokens
 
 
 def _get(source: Any, name: str) -> Any:
@@ -25,9 +25,13 @@ def _usage_of(response_or_usage: Any) -> Any:
 
 
 def _count(source: Any, *path: str) -> int:
+    """A reported count, checked here (so a bad one names the response's field and nothing is written): a whole
+    number, a whole float such as 2.0, or a string of ASCII digits; absent counts as 0. 2.7 is refused, not cut."""
     for name in path:
         source = _get(source, name)
-    return int(source or 0)
+    if isinstance(source, str) and source.strip().isascii() and source.strip().isdigit():
+        source = int(source)
+    return check_count(".".join(path), 0 if source is None else source)
 
 
 def openai_tokens(response_or_usage: Any) -> TokenCounts:

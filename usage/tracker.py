@@ -34,6 +34,7 @@ from usage.validation import InvalidUsage
 __all__ = ["AIUsageTracker", "BudgetExceeded", "DatabaseUnavailable", "InvalidUsage", "RecordResult", "record_usage"]
 
 logger = logging.getLogger(__name__)
+MAX_CAU_DAYS = 3660  # as many days as a report may span (analytics.ranges.MAX_DAYS)
 
 
 class BudgetExceeded(Exception):
@@ -179,8 +180,9 @@ class AIUsageTracker:
         user: AbstractBaseUser | int, monthly_budget: Decimal | None = None
     ) -> tuple[bool, Decimal, Decimal]:
         """(is_over, current monthly spend, remaining) against `monthly_budget` or the user's monthly limit."""
+        budget_given = None if monthly_budget is None else _amount("monthly_budget", monthly_budget)
         monthly = budgets.spend_status(_required_user_id(user)).monthly
-        budget = monthly.limit if monthly_budget is None else Decimal(monthly_budget)
+        budget = monthly.limit if budget_given is None else budget_given
         return monthly.spend >= budget, monthly.spend, max(budget - monthly.spend, Decimal(0))
 
     @staticmethod
@@ -189,12 +191,33 @@ class AIUsageTracker:
         if start_date is not None or end_date is not None:
             if start_date is None or end_date is None:
                 raise InvalidUsage("start_date", "start_date and end_date must be given together")
+            for name, day in (("start_date", start_date), ("end_date", end_date)):
+                if not isinstance(day, date):
+                    raise InvalidUsage(name, f"must be a date, got {type(day).__name__}")
             if end_date < start_date:
                 raise InvalidUsage("end_date", f"{end_date} is before start_date {start_date}")
             return budgets.cost_per_active_user(start_date, end_date)
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
             raise InvalidUsage("days", f"must be a whole number of at least 1, got {days!r}")
+        if days > MAX_CAU_DAYS:
+            raise InvalidUsage("days", f"must be at most {MAX_CAU_DAYS} (ten years), got {days}")
         return budgets.cost_per_active_user(*budgets.window(days))
+
+
+def _amount(name: str, value: Any) -> Decimal:
+    """A money argument as an exact Decimal: a Decimal, an int or a string of ASCII digits, finite and not negative.
+    Floats are refused: 0.1 is not exactly a tenth."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise InvalidUsage(name, f"must be a Decimal, int or string such as '100.00', got {type(value).__name__}")
+    try:
+        if isinstance(value, str) and not value.isascii():  # Decimal() would read "١٢" as 12
+            raise ArithmeticError
+        amount = Decimal(value)
+    except ArithmeticError:
+        raise InvalidUsage(name, f"{value!r} is not an amount such as '100.00'") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidUsage(name, f"must be a finite amount of zero or more, got {value!r}")
+    return amount
 
 
 def _required_user_id(user: AbstractBaseUser | int) -> int:
