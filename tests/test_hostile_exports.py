@@ -169,6 +169,19 @@ def test_metadata_of_more_values_than_its_byte_limit_is_refused_before_encoding(
     assert AIUsageLog.objects.count() == 0
 
 
+def test_numbers_are_stored_exactly_or_refused(staff: Any) -> None:
+    exact = {"big": 1e20, "tenth": 0.1, "tiny": 1.5e-7, "huge_int": 2**70, "edge": float(2**53)}
+    log = record_usage(**call(staff, request_meta=exact)).log
+    assert log is not None
+    assert AIUsageLog.objects.get(pk=log.pk).request_meta == exact
+    with pytest.raises(InvalidUsage) as refused:  # jsonb would hand back 56884896943897260
+        record_usage(**call(staff, request_meta={"": 5.688489694389726e16}))
+    assert str(refused.value) == (
+        "request_meta: 5.688489694389726e+16 cannot be stored exactly as a JSON number; send it as a string"
+    )
+    assert AIUsageLog.objects.count() == 1
+
+
 def test_the_depth_limit_is_a_setting(staff: Any, settings: Any) -> None:
     settings.AI_MAX_METADATA_DEPTH = 3
     record_usage(**call(staff, request_meta=nested(3)))

@@ -7,6 +7,7 @@ depth (100,000 levels, or a value that contains itself) and stop as soon as a li
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 CONTAINERS = (dict, list, tuple)
@@ -36,3 +37,20 @@ def text_may_nest_deeper(text: str, max_depth: int) -> bool:
     """False when JSON text certainly nests no deeper than max_depth: each level opens with a bracket, so fewer
     brackets than levels settles it without parsing (brackets inside strings only make the answer cautious)."""
     return text.count("{") + text.count("[") > max_depth
+
+
+def first_inexact_float(value: Any) -> float | None:
+    """The first float that would come back from PostgreSQL's jsonb as a different number, if any. jsonb keeps the
+    decimal text json.dumps writes (the shortest that reads back as the float) and returns it as written; from
+    2**53 up that text is a whole number other than the float's exact value (5.688489694389726e+16 returns as the
+    integer 56884896943897260, not 56884896943897264), so it would not be stored as given."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and abs(node) >= 2**53 and Decimal(repr(node)) != Decimal(node):
+            return node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return None

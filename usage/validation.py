@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
-from usage.json_shape import exceeded_limit
+from usage.json_shape import exceeded_limit, first_inexact_float
 from usage.models import AIUsageLog, CallStatus
 from usage.pricing import TokenCounts
 
@@ -158,6 +158,9 @@ def check_metadata(field: str, value: Any) -> dict[str, Any] | None:
         )
     if "\\u0000" in encoded:
         raise InvalidUsage(field, "must not contain NUL characters")
+    inexact = first_inexact_float(value)
+    if inexact is not None:
+        raise InvalidUsage(field, f"{inexact!r} cannot be stored exactly as a JSON number; send it as a string")
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidUsage(field, f"is {len(encoded.encode())} bytes as JSON; the most allowed is {MAX_METADATA_BYTES}")
     return value
