@@ -33,7 +33,7 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use true or false")
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
+def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -43,10 +43,12 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at most {maximum}")
     return value
 
 
-def env_money(name: str, default: str) -> Decimal:
+def env_money(name: str, default: str, maximum: Decimal | None = None) -> Decimal:
     raw = os.environ.get(name, default).strip()
     try:
         value = Decimal(raw)
@@ -54,6 +56,8 @@ def env_money(name: str, default: str) -> Decimal:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a decimal amount such as 10.00") from None
     if not value.is_finite() or value < 0:
         raise ImproperlyConfigured(f"{name}={raw!r} must be a finite amount of zero or more")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at most {maximum}")
     return value
 
 
