@@ -25,7 +25,14 @@ from django.db import connection, models
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
-from analytics.models import DailyUsageSummary, RollupRun, RunOutcome, UsageHourlyBucket, UserAICostSummary
+from analytics.models import (
+    DailyUsageSummary,
+    RollupRun,
+    RunOutcome,
+    SumField,
+    UsageHourlyBucket,
+    UserAICostSummary,
+)
 from analytics.rollup import (
     HOUR,
     RESCAN_OVERLAP,
@@ -48,6 +55,9 @@ TENTH = Decimal("0.1")
 DAY = timedelta(days=1)
 Ranges = list[tuple[datetime, datetime]]
 ALWAYS_MEASURED = frozenset({"total_requests", "total_cost"})  # comparisons and active users rely on them
+# Sums that can outgrow a bigint (SumField columns), and with the cost the sums a raw statement must not cast.
+WIDE_SUMS = frozenset(f.name for f in UsageHourlyBucket._meta.concrete_fields if isinstance(f, SumField))
+UNBOUNDED_SUMS = WIDE_SUMS | {"total_cost"}
 
 
 @dataclass(frozen=True)
@@ -355,8 +365,8 @@ def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int
     if not selects:
         return []
     totals = [
-        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name == "total_cost"
-        else f"SUM({name})::bigint"
+        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name in UNBOUNDED_SUMS
+        else f"SUM({name})::bigint"  # counts of calls, which fit a bigint as the calls' ids do
         for name in columns
     ]  # fmt: skip
     rank = " + ".join(f"SUM({name})" for name in measures)
@@ -366,7 +376,10 @@ def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*params, count])
-        return [dict(zip(["user_id", *columns], row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(["user_id", *columns], row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:  # token and latency sums come back as numeric: ints, as the ORM reads them
+        row.update({name: int(row[name]) for name in columns if name in WIDE_SUMS and row[name] is not None})
+    return rows
 
 
 def _top_rows(grouped: QuerySet[Any, Any], top: tuple[tuple[str, ...], int], also: set[int]) -> list[dict[str, Any]]:
