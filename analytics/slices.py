@@ -25,18 +25,12 @@ from django.db import connection, models
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
-from analytics.models import (
-    DailyUsageSummary,
-    RollupRun,
-    RunOutcome,
-    SumField,
-    UsageHourlyBucket,
-    UserAICostSummary,
-)
+from analytics.models import DailyUsageSummary, RollupRun, RunOutcome, UsageHourlyBucket, UserAICostSummary
 from analytics.rollup import (
     HOUR,
     RESCAN_OVERLAP,
     SUMMED,
+    WIDE_SUMS,
     local_days,
     log_metrics,
     merge_ranges,
@@ -55,9 +49,7 @@ TENTH = Decimal("0.1")
 DAY = timedelta(days=1)
 Ranges = list[tuple[datetime, datetime]]
 ALWAYS_MEASURED = frozenset({"total_requests", "total_cost"})  # comparisons and active users rely on them
-# Sums that can outgrow a bigint (SumField columns), and with the cost the sums a raw statement must not cast.
-WIDE_SUMS = frozenset(f.name for f in UsageHourlyBucket._meta.concrete_fields if isinstance(f, SumField))
-UNBOUNDED_SUMS = WIDE_SUMS | {"total_cost"}
+UNBOUNDED_SUMS = frozenset({*WIDE_SUMS, "total_cost"})  # sums a raw statement must not cast to bigint
 
 
 @dataclass(frozen=True)
