@@ -28,7 +28,7 @@ def cost_sum_field(**options: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=40, decimal_places=18, **options)
 
 
-class SumField(models.BigIntegerField):  # type: ignore[type-arg]
+class SumField(models.BigIntegerField):
     """A sum of a bigint or integer log column over any number of logs, stored as numeric(38,0) (see above).
 
     Its Python value is an int, as a BigIntegerField's would be: the database returns numeric (PostgreSQL) or, past

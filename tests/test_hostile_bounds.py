@@ -96,20 +96,26 @@ def test_the_caps_are_read_when_used_and_the_costliest_field_is_named(alice: Any
 
 def test_the_tracker_refuses_inside_the_block_and_writes_nothing(alice: Any, catalog: None) -> None:
     reached: list[str] = []
-    with pytest.raises(InvalidUsage) as refused:
-        with AIUsageTracker.track_ai_request(user=alice, feature="chat", **O1_PRO) as tracker:
-            tracker.set_tokens(input_tokens=0, output_tokens=CAPPED_OUTPUT + 1)
-            reached.append("after set_tokens")
+    with (
+        pytest.raises(InvalidUsage) as refused,
+        AIUsageTracker.track_ai_request(user=alice, feature="chat", **O1_PRO) as tracker,
+    ):
+        tracker.set_tokens(input_tokens=0, output_tokens=CAPPED_OUTPUT + 1)
+        reached.append("after set_tokens")
     assert str(refused.value) == f"output_tokens: {COST_REFUSAL}"
-    with pytest.raises(InvalidUsage) as from_response:
-        with AIUsageTracker.track_ai_request(user=alice, feature="chat", **O1_PRO) as tracker:
-            tracker.set_usage_from_response({"usage": {"prompt_tokens": 0, "completion_tokens": CAPPED_OUTPUT + 1}})
-            reached.append("after set_usage_from_response")
+    with (
+        pytest.raises(InvalidUsage) as from_response,
+        AIUsageTracker.track_ai_request(user=alice, feature="chat", **O1_PRO) as tracker,
+    ):
+        tracker.set_usage_from_response({"usage": {"prompt_tokens": 0, "completion_tokens": CAPPED_OUTPUT + 1}})
+        reached.append("after set_usage_from_response")
     assert str(from_response.value) == f"output_tokens: {COST_REFUSAL}"
-    with pytest.raises(InvalidUsage) as too_many:
-        with AIUsageTracker.track_ai_request(user=alice, feature="chat", **O1_PRO) as tracker:
-            tracker.set_tokens(input_tokens=10**15)
-            reached.append("after set_tokens")
+    with (
+        pytest.raises(InvalidUsage) as too_many,
+        AIUsageTracker.track_ai_request(user=alice, feature="chat", **O1_PRO) as tracker,
+    ):
+        tracker.set_tokens(input_tokens=10**15)
+        reached.append("after set_tokens")
     assert str(too_many.value) == "input_tokens: 1000000000000000 is more than AI_MAX_TOKENS_PER_CALL (1000000000)"
     assert reached == []
     assert nothing_stored()
