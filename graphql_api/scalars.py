@@ -14,7 +14,7 @@ Count = NewType("Count", object)
 def _lenient_count(value: Any) -> Any:
     """Digit strings become ints; anything else is passed on for the event's own validation to reject by name."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²" or "١٢"
-        return int(value)
+        return int(value.strip())  # int() strips less than str.strip() does (not "\x1f")
     return value
 
 
