@@ -25,6 +25,7 @@ from analytics.models import (
     DailyUsageSummary,
     RollupRun,
     RunOutcome,
+    SumField,
     UsageHourlyBucket,
     UserAICostSummary,
     UserMonthlyAICostSummary,
@@ -59,8 +60,7 @@ class WideSum(Sum):
         return super().as_sqlite(compiler, connection, function="TOTAL", **extra_context)
 
 
-WIDE_SUMS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
-             "latency_sum_ms")  # fmt: skip
+WIDE_SUMS = frozenset(f.name for f in UsageHourlyBucket._meta.concrete_fields if isinstance(f, SumField))
 
 
 def log_metrics() -> dict[str, Any]:
