@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 from analytics.csv_safety import SafeCsvWriter
 from analytics.models import DailyUsageSummary
 from analytics.ranges import resolve
+from analytics.rollup import WideSum
 from analytics.slices import SliceQuery
 from usage.admin import ReadsEveryonesUsage
 from usage.models import AIUsageLog, CallStatus
@@ -114,8 +115,8 @@ def log_statistics(logs: QuerySet[AIUsageLog]) -> dict[str, Any]:
     return logs.order_by().aggregate(
         calls=Count("id"),
         cost=Sum("total_cost", default=Decimal(0)),
-        input_tokens=Sum("input_tokens", default=0),
-        output_tokens=Sum("output_tokens", default=0),
+        input_tokens=WideSum("input_tokens", default=0),
+        output_tokens=WideSum("output_tokens", default=0),
         failed=Count("id", filter=~Q(status=CallStatus.SUCCESS)),
         unpriced=Count("id", filter=Q(total_cost__isnull=True)),
         avg_latency=Avg("latency_ms"),

@@ -10,7 +10,36 @@ from django.db import models
 from django.db.models import Sum
 
 from usage import periods
-from usage.models import cost_field
+
+# Why the summary columns are this wide (a summary must never overflow, or one user's rows would stop the rollup
+# and CAU for everyone):
+# - Tokens and latency: a log holds at most 2^63 - 1 in each (bigint and integer columns) and the log table at
+#   most 2^63 - 1 rows (a bigint id), so any sum of one of them over any set of logs is below 2^126 (8.5e37):
+#   numeric(38,0) holds it whatever the rows hold, validated or not.
+# - Cost: numeric(40,18) holds sums below 10^22 USD. A call costs at most AI_MAX_COST_PER_CALL (10^4 USD by
+#   default), so a sum reaches 10^22 only after 10^18 capped calls, over 300 million a second for a century; a row
+#   written around validation holds less than 10^14 (its numeric(32,18) column), so even 10^8 such rows fit. The 18
+#   decimal places are those of a call's cost, so sums stay exact.
+# The request counters stay bigint: each counts rows, and the log table has at most 2^63 - 1 of them.
+
+
+def cost_sum_field(**options: Any) -> models.DecimalField:
+    """USD summed over many calls: the per-call cost's 18 decimal places, with room for 10^22 USD."""
+    return models.DecimalField(max_digits=40, decimal_places=18, **options)
+
+
+class SumField(models.BigIntegerField):
+    """A sum of a bigint or integer log column over any number of logs, stored as numeric(38,0) (see above).
+
+    Its Python value is an int, as a BigIntegerField's would be: the database returns numeric (PostgreSQL) or, past
+    2^63, a float (SQLite), which is turned back into an int when read.
+    """
+
+    def db_type(self, connection: Any) -> str:
+        return "numeric(38,0)"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> int | None:
+        return None if value is None else int(value)
 
 
 class UsageMetrics(models.Model):
@@ -30,13 +59,13 @@ class UsageMetrics(models.Model):
     rate_limited_requests = models.BigIntegerField(default=0)
     cancelled_requests = models.BigIntegerField(default=0)
     unpriced_requests = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
-    reasoning_tokens = models.BigIntegerField(default=0)
-    total_cost = cost_field(default=0)
-    latency_sum_ms = models.BigIntegerField(default=0)
+    input_tokens = SumField(default=0)
+    output_tokens = SumField(default=0)
+    cached_input_tokens = SumField(default=0)
+    cache_write_tokens = SumField(default=0)
+    reasoning_tokens = SumField(default=0)
+    total_cost = cost_sum_field(default=0)
+    latency_sum_ms = SumField(default=0)
     latency_count = models.BigIntegerField(default=0, help_text="calls with a latency (the divisor of the average)")
     latency_max_ms = models.BigIntegerField(null=True, blank=True)
 
@@ -160,9 +189,9 @@ class CAUSnapshot(models.Model):
 
     date = models.DateField()
     window_days = models.PositiveSmallIntegerField()
-    total_cost = cost_field(default=0)
+    total_cost = cost_sum_field(default=0)
     active_users = models.BigIntegerField(default=0)
-    cau = cost_field(default=0)
+    cau = cost_sum_field(default=0)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

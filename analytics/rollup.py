@@ -25,6 +25,7 @@ from analytics.models import (
     DailyUsageSummary,
     RollupRun,
     RunOutcome,
+    SumField,
     UsageHourlyBucket,
     UserAICostSummary,
     UserMonthlyAICostSummary,
@@ -50,6 +51,18 @@ SUMMED = [
 ]  # fmt: skip
 
 
+class WideSum(Sum):
+    """The sum of a token or latency figure, which may pass 2^63 (see analytics.models). PostgreSQL sums bigint and
+    numeric into numeric, exactly; SQLite's integer SUM raises "integer overflow" there, so SQLite adds in floating
+    point (TOTAL), exact below 2^53 (9e15), as its decimals are to 15 digits."""
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return super().as_sqlite(compiler, connection, function="TOTAL", **extra_context)
+
+
+WIDE_SUMS = frozenset(f.name for f in UsageHourlyBucket._meta.concrete_fields if isinstance(f, SumField))
+
+
 def log_metrics() -> dict[str, Any]:
     """The summary measures as aggregates over raw logs."""
 
@@ -65,13 +78,13 @@ def log_metrics() -> dict[str, Any]:
         "rate_limited_requests": calls(Q(status=CallStatus.RATE_LIMITED)),
         "cancelled_requests": calls(Q(status=CallStatus.CANCELLED)),
         "unpriced_requests": calls(Q(total_cost__isnull=True)),
-        "input_tokens": Sum("input_tokens"),
-        "output_tokens": Sum("output_tokens"),
-        "cached_input_tokens": Sum("cached_input_tokens"),
-        "cache_write_tokens": Sum("cache_write_tokens"),
-        "reasoning_tokens": Sum("reasoning_tokens"),
+        "input_tokens": WideSum("input_tokens"),
+        "output_tokens": WideSum("output_tokens"),
+        "cached_input_tokens": WideSum("cached_input_tokens"),
+        "cache_write_tokens": WideSum("cache_write_tokens"),
+        "reasoning_tokens": WideSum("reasoning_tokens"),
         "total_cost": Sum("total_cost", default=0),
-        "latency_sum_ms": Sum("latency_ms", default=0),
+        "latency_sum_ms": WideSum("latency_ms", default=0),
         "latency_count": Count("latency_ms"),
         "latency_max_ms": Max("latency_ms"),
     }
@@ -79,7 +92,8 @@ def log_metrics() -> dict[str, Any]:
 
 def summary_metrics() -> dict[str, Any]:
     """The same measures re-aggregated from a finer summary."""
-    return {name: Sum(name) for name in SUMMED} | {"latency_max_ms": Max("latency_max_ms")}
+    sums = {name: WideSum(name) if name in WIDE_SUMS else Sum(name) for name in SUMMED}
+    return sums | {"latency_max_ms": Max("latency_max_ms")}
 
 
 def insert_select(target: type[models.Model], queryset: QuerySet[Any], *order: str) -> int:

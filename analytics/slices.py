@@ -30,6 +30,7 @@ from analytics.rollup import (
     HOUR,
     RESCAN_OVERLAP,
     SUMMED,
+    WIDE_SUMS,
     local_days,
     log_metrics,
     merge_ranges,
@@ -48,6 +49,7 @@ TENTH = Decimal("0.1")
 DAY = timedelta(days=1)
 Ranges = list[tuple[datetime, datetime]]
 ALWAYS_MEASURED = frozenset({"total_requests", "total_cost"})  # comparisons and active users rely on them
+UNBOUNDED_SUMS = frozenset({*WIDE_SUMS, "total_cost"})  # sums a raw statement must not cast to bigint
 
 
 @dataclass(frozen=True)
@@ -355,8 +357,8 @@ def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int
     if not selects:
         return []
     totals = [
-        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name == "total_cost"
-        else f"SUM({name})::bigint"
+        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name in UNBOUNDED_SUMS
+        else f"SUM({name})::bigint"  # counts of calls, which fit a bigint as the calls' ids do
         for name in columns
     ]  # fmt: skip
     rank = " + ".join(f"SUM({name})" for name in measures)
@@ -366,7 +368,10 @@ def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int
     )
     with connection.cursor() as cursor:
         cursor.execute(statement, [*params, count])
-        return [dict(zip(["user_id", *columns], row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(["user_id", *columns], row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:  # token and latency sums come back as numeric: ints, as the ORM reads them
+        row.update({name: int(row[name]) for name in columns if name in WIDE_SUMS and row[name] is not None})
+    return rows
 
 
 def _top_rows(grouped: QuerySet[Any, Any], top: tuple[tuple[str, ...], int], also: set[int]) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ log pages and system status. Each reads through the slice engine or one indexed 
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import Enum
 from typing import Any
 
@@ -52,7 +52,10 @@ def run_slice(info: Info[Any, Any], window: ReportRange, filters: SliceFilter, g
 
 def change(now: Decimal | int, before: Decimal | int) -> Decimal | None:
     """Percentage change from the previous period; null when there was nothing before."""
-    return None if not before else ((Decimal(now) - Decimal(before)) * 100 / Decimal(before)).quantize(Decimal("0.01"))
+    if not before:
+        return None
+    with localcontext(prec=80):  # a tiny previous period and a huge one now must not overflow the default 28 digits
+        return ((Decimal(now) - Decimal(before)) * 100 / Decimal(before)).quantize(Decimal("0.01"))
 
 
 @strawberry.type

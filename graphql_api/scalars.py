@@ -19,7 +19,7 @@ def _lenient_count(value: Any) -> Any:
     """Digit strings become ints; anything else is passed on for the event's own validation to reject by name."""
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²" or "١٢"
         try:
-            return int(value)
+            return int(value.strip())  # int() strips less than str.strip() does (not "\x1f")
         except ValueError:  # more digits than Python converts: left for the field's own check to refuse
             return value
     return value

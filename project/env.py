@@ -48,7 +48,7 @@ def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = Non
     return value
 
 
-def env_money(name: str, default: str) -> Decimal:
+def env_money(name: str, default: str, maximum: Decimal | None = None) -> Decimal:
     raw = os.environ.get(name, default).strip()
     try:
         value = Decimal(raw)
@@ -56,6 +56,8 @@ def env_money(name: str, default: str) -> Decimal:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a decimal amount such as 10.00") from None
     if not value.is_finite() or value < 0:
         raise ImproperlyConfigured(f"{name}={raw!r} must be a finite amount of zero or more")
+    if maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at most {maximum}")
     return value
 
 

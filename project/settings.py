@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from project.env import (
@@ -125,6 +126,10 @@ AI_DEFAULT_DAILY_LIMIT = env_money("AI_DEFAULT_DAILY_LIMIT", "10.00")
 AI_DEFAULT_MONTHLY_LIMIT = env_money("AI_DEFAULT_MONTHLY_LIMIT", "100.00")
 AI_SPEND_ALERT_RECIPIENTS = env_emails("AI_SPEND_ALERT_RECIPIENTS")
 AI_PRICING_SOURCE_URL = env_str("AI_PRICING_SOURCE_URL")
+# Per-call bounds: each token field, and the cost in USD (usage/validation.py says why these figures). The ceilings
+# keep a single call within its log row's columns (bigint tokens, cost below 10^14).
+AI_MAX_TOKENS_PER_CALL = env_int("AI_MAX_TOKENS_PER_CALL", 1_000_000_000, minimum=1, maximum=10**15)
+AI_MAX_COST_PER_CALL = env_money("AI_MAX_COST_PER_CALL", "10000.00", maximum=Decimal(10**13))
 # How long a process keeps price versions in memory before it reads them again (edits in this process clear it).
 AI_PRICING_CACHE_SECONDS = env_int("AI_PRICING_CACHE_SECONDS", 30)
 # How deep request_meta / response_meta may nest. Stored rows deeper than this are shown as a note, so the cap

@@ -9,6 +9,7 @@ before the cursor, so runs that were still going last time are caught once they 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from usage.langsmith import langsmith_client
 from usage.models import CallStatus, LangSmithImport
 from usage.validation import InvalidUsage, check_metadata_shape
 
+logger = logging.getLogger(__name__)
 OVERLAP = timedelta(hours=1)
 BATCH = 200
 
@@ -175,8 +177,9 @@ def _record(calls: list[dict[str, Any]], report: ImportReport) -> None:
     if not calls:
         return
     _resolve_users(calls)
-    for outcome in record_batch(calls):
-        if isinstance(outcome, InvalidUsage):
+    for call, outcome in zip(calls, record_batch(calls), strict=True):
+        if isinstance(outcome, InvalidUsage):  # absurd usage, say: this run is skipped, the import goes on
+            logger.warning("LangSmith run %s not imported: %s", call["event_id"], outcome)
             report.rejected += 1
         elif outcome.duplicate:
             report.duplicates += 1

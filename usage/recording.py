@@ -17,7 +17,7 @@ from usage import budgets, periods, validation
 from usage.db import database_available, fetch_one
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
-from usage.models import AIUsageLog, CallStatus, UsageEventKey, UserDailySpend
+from usage.models import AIProviderPricing, AIUsageLog, CallStatus, UsageEventKey, UserDailySpend
 from usage.partitioning import log_table_partitioned
 from usage.pricing import TokenCounts, price_call
 
@@ -138,14 +138,26 @@ def build_log(
     )
 
 
+Price = tuple[AIProviderPricing | None, Decimal | None]
+
+
+def priced_within_cap(identity: dict[str, Any], occurred_at: datetime, tokens: TokenCounts) -> Price:
+    """(version, cost) of the call; raises InvalidUsage when it costs more than AI_MAX_COST_PER_CALL."""
+    version, cost = price_call(identity["provider"], identity["model"], occurred_at, tokens)
+    if version is not None and cost is not None:
+        validation.check_cost(version, tokens, cost)
+    return version, cost
+
+
 _ALL_COLUMNS = [(f.attname, f) for f in AIUsageLog._meta.concrete_fields]
 _PRICING_FIELD = AIUsageLog._meta.get_field("pricing")
 
 
-def priced_log(identity: dict[str, Any], tokens: TokenCounts, **checked: Any) -> AIUsageLog:
+def priced_log(identity: dict[str, Any], tokens: TokenCounts, price: Price | None = None, **checked: Any) -> AIUsageLog:
     """The unsaved log of values already validated (an identity from check_identity, tokens, and occurred_at,
-    latency_ms, status, error_message, request_meta, response_meta), priced by the version in force then."""
-    version, cost = price_call(identity["provider"], identity["model"], checked["occurred_at"], tokens)
+    latency_ms, status, error_message, request_meta, response_meta), priced by the version in force then (unless
+    `price`, from priced_within_cap for these tokens at that time, is given)."""
+    version, cost = priced_within_cap(identity, checked["occurred_at"], tokens) if price is None else price
     values = identity | checked | tokens.__dict__
     values["total_cost"], values["pricing_id"] = cost, None if version is None else version.pk
     # Positional arguments in column order take the model's fast path (half the time of keyword arguments).

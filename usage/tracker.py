@@ -28,7 +28,7 @@ from usage.adapters import tokens_from_response
 from usage.db import DatabaseUnavailable
 from usage.models import AIUsageLog, CallStatus
 from usage.pricing import TokenCounts
-from usage.recording import RecordResult, priced_log, record_usage, save_log
+from usage.recording import Price, RecordResult, priced_log, priced_within_cap, record_usage, save_log
 from usage.validation import InvalidUsage
 
 __all__ = ["AIUsageTracker", "BudgetExceeded", "DatabaseUnavailable", "InvalidUsage", "RecordResult", "record_usage"]
@@ -75,6 +75,8 @@ class AIUsageTracker:
         self._error_message = ""
         self.log: AIUsageLog | None = None
         self.result: RecordResult | None = None
+        self._started_at = timezone.now()  # the call's time (occurred_at) and the time its price is taken at
+        self._price: Price | None = None  # the price of the tokens set, taken when they were set
 
     # -- used inside the block -------------------------------------------------------------------------------
     def set_tokens(
@@ -85,17 +87,25 @@ class AIUsageTracker:
         cache_write_tokens: int = 0,
         reasoning_tokens: int = 0,
     ) -> None:
-        self._tokens = validation.check_tokens(
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_input_tokens=cached_input_tokens,
-            cache_write_tokens=cache_write_tokens,
-            reasoning_tokens=reasoning_tokens,
+        self._set_checked_tokens(
+            validation.check_tokens(
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_input_tokens=cached_input_tokens,
+                cache_write_tokens=cache_write_tokens,
+                reasoning_tokens=reasoning_tokens,
+            )
         )
 
     def set_usage_from_response(self, response_or_usage: Any) -> None:
         """Read tokens from an OpenAI or Anthropic response (or its usage), normalised by the counting rule."""
-        self._tokens = tokens_from_response(self._identity["provider"], response_or_usage)
+        self._set_checked_tokens(tokens_from_response(self._identity["provider"], response_or_usage))
+
+    def _set_checked_tokens(self, tokens: TokenCounts) -> None:
+        # The cost cap is checked here, inside the block: a refusal then raises where the caller set the tokens
+        # and the block ends without writing anything.
+        self._price = priced_within_cap(self._identity, self._started_at, tokens)
+        self._tokens = tokens
 
     def set_metadata(
         self, request_meta: dict[str, Any] | None = None, response_meta: dict[str, Any] | None = None
@@ -134,7 +144,7 @@ class AIUsageTracker:
         if check is not None and check.refusal is not None:
             raise BudgetExceeded(check.refusal)
         tracker = cls(identity, request_meta, check)
-        started_at, started = timezone.now(), time.perf_counter()
+        started_at, started = tracker._started_at, time.perf_counter()
         try:
             yield tracker
         except InvalidUsage:
@@ -151,6 +161,7 @@ class AIUsageTracker:
         log = priced_log(
             self._identity,
             self._tokens,
+            self._price,
             occurred_at=started_at,
             latency_ms=latency_ms,
             status=self._status,

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 
 from usage.json_shape import exceeded_limit, first_inexact_float
-from usage.models import AIUsageLog, CallStatus
-from usage.pricing import TokenCounts
+from usage.models import AIProviderPricing, AIUsageLog, CallStatus
+from usage.pricing import TokenCounts, compute_cost
 
-MAX_TOKENS = 10**15  # far above any real call; stops overflow and typos like a timestamp in a token field
 MAX_METADATA_BYTES = 64 * 1024
 # The times a call can plausibly have; outside them day and month arithmetic would run off the calendar's end.
 EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
@@ -65,7 +65,7 @@ def check_text(field: str, value: Any, *, required: bool) -> str:
     return value
 
 
-def check_count(field: str, value: Any) -> int:
+def check_whole_number(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
@@ -73,9 +73,17 @@ def check_count(field: str, value: Any) -> int:
             raise InvalidUsage(field, f"must be a whole number, got {value!r}")
     if value < 0:
         raise InvalidUsage(field, f"must not be negative, got {value}")
-    if value > MAX_TOKENS:
-        raise InvalidUsage(field, f"{value} is larger than the most allowed ({MAX_TOKENS})")
     return value
+
+
+def check_count(field: str, value: Any) -> int:
+    """A token count of one call, at most AI_MAX_TOKENS_PER_CALL (read on each call, so tests can override it):
+    stops absurd usage and typos such as a timestamp in a token field."""
+    count = check_whole_number(field, value)
+    limit: int = settings.AI_MAX_TOKENS_PER_CALL
+    if count > limit:
+        raise InvalidUsage(field, f"{count} is more than AI_MAX_TOKENS_PER_CALL ({limit})")
+    return count
 
 
 def check_tokens(**counts: Any) -> TokenCounts:
@@ -96,6 +104,40 @@ def check_tokens(**counts: Any) -> TokenCounts:
             "output_tokens must include them",
         )
     return tokens
+
+
+def check_cost(version: AIProviderPricing, tokens: TokenCounts, cost: Decimal) -> None:
+    """A call may cost at most AI_MAX_COST_PER_CALL (USD, default 10,000: about 100 times the costliest real call).
+
+    The cap also bounds the live counters, whose cost columns (UserDailySpend.cost, numeric(32,18)) hold less than
+    10^14 USD per user and day: at the default cap that is 10^10 capped calls by one user in one day, more than
+    115,000 a second around the clock. A refusal names the token field that contributes most to the cost.
+    """
+    limit: Decimal = settings.AI_MAX_COST_PER_CALL
+    if cost <= limit:
+        return
+    field = _costliest_field(version, tokens)
+    raise InvalidUsage(
+        field,
+        f"the call would cost {format(cost.normalize(), 'f')} USD, more than AI_MAX_COST_PER_CALL ({limit}); "
+        f"its {getattr(tokens, field)} {field.removesuffix('_tokens').replace('_', ' ')} tokens cost the most",
+    )
+
+
+def _costliest_field(version: AIProviderPricing, tokens: TokenCounts) -> str:
+    """The token field whose tokens alone would cost most (cached reads and cache writes priced as such)."""
+    plain = tokens.input_tokens - tokens.cached_input_tokens - tokens.cache_write_tokens
+    alone = {
+        "input_tokens": TokenCounts(input_tokens=plain),
+        "cached_input_tokens": TokenCounts(
+            input_tokens=tokens.cached_input_tokens, cached_input_tokens=tokens.cached_input_tokens
+        ),
+        "cache_write_tokens": TokenCounts(
+            input_tokens=tokens.cache_write_tokens, cache_write_tokens=tokens.cache_write_tokens
+        ),
+        "output_tokens": TokenCounts(output_tokens=tokens.output_tokens),
+    }
+    return max(alone, key=lambda field: compute_cost(version, alone[field]))
 
 
 STATUSES = tuple(CallStatus.values)  # computed once: the enum builds the list afresh on every access
@@ -134,7 +176,7 @@ def _offset_text(offset: timedelta) -> str:
 def check_latency(value: Any) -> int | None:
     if value is None:
         return None
-    latency = check_count("latency_ms", value)
+    latency = check_whole_number("latency_ms", value)
     if latency > 2**31 - 1:
         raise InvalidUsage("latency_ms", f"{latency} is larger than the most allowed ({2**31 - 1})")
     return latency
