@@ -37,6 +37,7 @@ from graphql_api.analytics import (
     UsageSlice,
     usage_slice,
 )
+from graphql_api.cost import QueryCostBudget
 from graphql_api.ingest import EventResult, UsageEventInput, record_events
 from graphql_api.named import (
     CauPoint,
@@ -64,8 +65,10 @@ from graphql_api.permissions import (
     should_mask_error,
     staff_user,
 )
+from graphql_api.ratelimit import RateLimits
 from graphql_api.scalars import SCALAR_MAP
 from graphql_api.spend import SpendStatusEnum, UserSpendPage, UserSpendType, all_user_spend, spend_type
+from graphql_api.timeout import StatementTimeout
 from tasks import rollup_usage, sync_ai_pricing
 from usage.budgets import limit_cache, spend_status
 from usage.models import UserSpendLimit
@@ -280,6 +283,10 @@ def extensions() -> list[Any]:
         # Both caches are keyed by everything that decides the outcome (text, token limit, rules), and bounded.
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        # Before anything runs, in this order: the caller's rate limits, the query's cost; then a time limit.
+        RateLimits,
+        QueryCostBudget,
+        StatementTimeout,
     ]
     if not settings.GRAPHQL_INTROSPECTION:
         chosen.append(DisableIntrospection)

@@ -26,6 +26,14 @@ GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=2)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 30, minimum=1)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=100)
+# Untrusted callers (graphql_api.timeout, .cost, .ratelimit): a statement timeout (ms, 0: none) on each request's
+# SQL, a cost budget checked before a query runs, and rate limits per API key or user in fixed windows.
+API_STATEMENT_TIMEOUT_MS = env_int("API_STATEMENT_TIMEOUT_MS", 5000)
+GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 100_000, minimum=1)
+API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
+API_RATE_LIMIT_READS = env_int("API_RATE_LIMIT_READS", 600, minimum=1)  # requests per window
+API_RATE_LIMIT_WRITES = env_int("API_RATE_LIMIT_WRITES", 100_000, minimum=1)  # recordUsage events per window
+API_RATE_LIMIT_ANONYMOUS = env_int("API_RATE_LIMIT_ANONYMOUS", 60, minimum=1)  # requests per window per address
 SECRET_KEY = env_str("SECRET_KEY") or "insecure-development-key-set-SECRET_KEY-in-production"
 if not DEBUG and SECRET_KEY.startswith("insecure-") and env_bool("REQUIRE_SECRET_KEY", False):
     from django.core.exceptions import ImproperlyConfigured
