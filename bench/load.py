@@ -35,6 +35,9 @@ READS = {
     "usage today by model": "{ usage(range: {days: 1}, groupBy: [MODEL]) { rows { model metrics { cost } } } }",
 }
 USERS = 200
+# Attack 3: 30 aliased 10-year token breakdowns, each with a status filter (which makes a slice read raw logs).
+ATTACK_FIELD = 'tokenUsage(range: {days: 3660}, filter: {statuses: ["error"]}) { totals { requests } }'
+ATTACK = "{ " + " ".join(f"t{n}: {ATTACK_FIELD}" for n in range(30)) + " }"
 
 
 @dataclass

@@ -17,11 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 
 from analytics.ranges import MAX_DAYS
-from graphql_api.operation import RootField, operation_of
+from graphql_api.operation import RootField, operation_of, read_operation
 from usage import periods
 
 DAY_COST = {"daily summaries": 1, "hourly buckets": 24, "raw logs": 100}
@@ -128,6 +128,12 @@ def operation_costs(fields: list[RootField]) -> Iterator[FieldCost]:
         cost = field_cost(field)
         if cost is not None:
             yield cost
+
+
+def query_cost(query: str, variables: dict[str, Any] | None = None) -> int:
+    """The estimated cost of a query text (for tests and benchmarks)."""
+    operation = read_operation(parse(query), variables)
+    return 0 if operation is None else sum(cost.units for cost in operation_costs(operation.fields))
 
 
 def over_budget_message(costs: list[FieldCost], budget: int) -> str | None:

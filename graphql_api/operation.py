@@ -57,14 +57,19 @@ def operation_of(context: ExecutionContext) -> Operation | None:
 
 
 def _read_operation(context: ExecutionContext) -> Operation | None:
-    document = context.graphql_document
-    if document is None:
+    if context.graphql_document is None:
         return None
-    chosen = _chosen(document, context.operation_name)
+    return read_operation(context.graphql_document, context.variables, context.operation_name)
+
+
+def read_operation(
+    document: DocumentNode, given: dict[str, Any] | None, operation_name: str | None = None
+) -> Operation | None:
+    chosen = _chosen(document, operation_name)
     if chosen is None:
         return None
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    variables = _variables(chosen, context.variables or {})
+    variables = _variables(chosen, given or {})
     fields = [
         RootField(
             name=node.name.value,
