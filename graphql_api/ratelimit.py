@@ -4,7 +4,8 @@ user, and per address for anonymous requests, in fixed windows that start at a c
 Counts live in Redis when REDIS_URL is set, so every web process shares them; otherwise in this process's memory.
 When Redis cannot be reached the request is still served: the limiter logs it and counts in memory until Redis
 answers again (checked every few seconds), so an outage neither fails requests nor lifts the limits.
-A refused request answers HTTP 429 with Retry-After and a GraphQL error, and uses none of the caller's allowance.
+A refused request answers HTTP 429 with Retry-After and a GraphQL error, and does not count against the limit
+that refused it.
 """
 
 from __future__ import annotations
