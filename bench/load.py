@@ -11,7 +11,8 @@ requests at a time, each 30 aliased 10-year `tokenUsage` queries with a status f
 normal clients' p95 with and without the abuser (target: within 1.5x), and a `health` probe's latency throughout
 both runs (target: every probe within 1 s).
 
-    python -m bench.load [--seconds 30] [--writers 8] [--readers 4] [--batch 50] [--workers 4] [--abuse-logs N]
+    python -m bench.load [--seconds 30] [--writers 8] [--readers 4] [--batch 50] [--workers 4]
+                         [--abuse-logs 680000] [--port P]
 """
 
 from __future__ import annotations
@@ -286,6 +287,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--abuse-logs", type=int, default=680_000, help="the abuser's own logs; 0: no abuse run")
+    parser.add_argument("--port", type=int, default=0, help="the server's port on 127.0.0.1 (default: any free one)")
     args = parser.parse_args()
     url = setup_django()
     from analytics.rollup import run_rollup
@@ -295,7 +297,7 @@ def main() -> None:
     abuser_key = seed_abuser(args.abuse_logs) if args.abuse_logs else None
     run_rollup()
     run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    port = free_port()
+    port = args.port or free_port()
     server = start_server(port, args.workers)
     try:
         asyncio.run(warm_up(port, key, args.workers, user_ids))

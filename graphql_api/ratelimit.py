@@ -130,9 +130,9 @@ def forget_counts() -> None:
 def caller_of(request: Any) -> tuple[str, str]:
     """The identity whose allowance a request uses, and how to name it to the caller. Requests with an API key
     reach this point only with a valid key (others were refused with 401), so the key's hash names it."""
-    header = request.headers.get("Authorization")
-    if header:
-        return "key:" + hashlib.sha256(header.encode()).hexdigest()[:32], "this API key"
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()  # as the key check reads it
+    if token:
+        return "key:" + hashlib.sha256(token.encode()).hexdigest()[:32], "this API key"
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}", "this user"

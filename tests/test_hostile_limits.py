@@ -131,7 +131,7 @@ def statement_timeout() -> str:
 
 
 @requires_postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # restores what migrate left, for the tests after it
 def test_the_statement_timeout_stops_a_slow_query_and_the_next_request_works(alice: Any, settings: Any) -> None:
     settings.API_STATEMENT_TIMEOUT_MS = 300
     for status in ("success", "success", "error"):
@@ -204,6 +204,8 @@ def test_reads_are_limited_per_api_key_and_per_user_independently(backend: str, 
     if backend == "redis":
         local_counts.clear()  # the counts are in Redis: forgetting this process's memory changes nothing
     assert_refused(post(Client(), USAGE, key=first), "rate limit: at most 3 requests per 60 s for this API key")
+    respaced = post(Client(), USAGE, key=f"  {first}")  # the same key however the header is spaced
+    assert_refused(respaced, "rate limit: at most 3 requests per 60 s for this API key")
     for _ in range(3):
         assert post(Client(), USAGE, key=second).json() == {"data": {"usage": {"totals": {"requests": 0}}}}
         assert post(alice_session, USAGE).status_code == 200
