@@ -372,11 +372,12 @@ def report_abuse(args: Any, alone: Phase, attacked: Phase) -> None:
     answers = ", ".join(f"{count:,} x {answer}" for answer, count in attacked.abuse_answers.most_common())
     body = f"""## Load with an abusive client (issue: hostile callers)
 
-The load run above again, beside an abuser: a user with {args.abuse_logs:,} logs of their own over
-{ABUSE_SPAN_DAYS} days sending attack 3 ({ABUSERS} requests at a time, each 30 aliased 10-year `tokenUsage` queries
-with a status filter) in a loop, and a `health` probe every {HEALTH_EVERY_SECONDS:g} s from its own connection in
-both runs. {args.seconds:g} s each, gunicorn with {args.workers} sync workers; machine: {machine()}. Rate limits
-are raised for both runs (the closed-loop clients share one key), so the cost budget alone stops the abuser.
+The writers and readers of the load run, twice over the same database: alone, then beside an abuser, a user
+with {args.abuse_logs:,} logs of their own over {ABUSE_SPAN_DAYS} days sending attack 3 ({ABUSERS} requests at a
+time, each 30 aliased 10-year `tokenUsage` queries with a status filter) in a loop; a `health` probe every
+{HEALTH_EVERY_SECONDS:g} s from its own connection in both runs. {args.seconds:g} s each, gunicorn with
+{args.workers} sync workers; machine: {machine()}. Rate limits are raised for both runs (the closed-loop clients
+share one key), so the cost budget alone stops the abuser.
 
 | operation | p95 ms alone | p95 ms with the abuser | ratio | target | errors (alone / with) |
 |---|---|---|---|---|---|
