@@ -38,6 +38,7 @@ from graphql_api.analytics import (
     usage_slice,
 )
 from graphql_api.client_errors import ClientMistakes, Schema
+from graphql_api.cost import QueryCostBudget
 from graphql_api.ingest import EventResult, UsageEventInput, record_events
 from graphql_api.named import (
     CauPoint,
@@ -67,8 +68,10 @@ from graphql_api.permissions import (
     current_user,
     should_mask_error,
 )
+from graphql_api.ratelimit import RateLimits
 from graphql_api.scalars import SCALAR_MAP
 from graphql_api.spend import SpendStatusEnum, UserSpendPage, UserSpendType, all_user_spend, spend_type
+from graphql_api.timeout import StatementTimeout
 from tasks import rollup_usage, sync_ai_pricing
 from usage.budgets import limit_cache, spend_status
 from usage.models import UserSpendLimit
@@ -360,6 +363,10 @@ def extensions() -> list[Any]:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         ClientMistakes,  # after ValidationCache: it reads and replaces the errors that one sets
+        # Before anything runs, in this order: the caller's rate limits, the query's cost; then a time limit.
+        RateLimits,
+        QueryCostBudget,
+        StatementTimeout,
     ]
     if not settings.GRAPHQL_INTROSPECTION:
         chosen.append(DisableIntrospection)

@@ -28,6 +28,14 @@ GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
 GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 10, minimum=2)
 GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 30, minimum=1)
 GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 2000, minimum=100)
+# Untrusted callers (graphql_api.timeout, .cost, .ratelimit): a statement timeout (ms, 0: none) on each request's
+# SQL, a cost budget checked before a query runs, and rate limits per API key or user in fixed windows.
+API_STATEMENT_TIMEOUT_MS = env_int("API_STATEMENT_TIMEOUT_MS", 5000)
+GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 100_000, minimum=1)
+API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
+API_RATE_LIMIT_READS = env_int("API_RATE_LIMIT_READS", 600, minimum=1)  # requests per window
+API_RATE_LIMIT_WRITES = env_int("API_RATE_LIMIT_WRITES", 100_000, minimum=1)  # recordUsage events per window
+API_RATE_LIMIT_ANONYMOUS = env_int("API_RATE_LIMIT_ANONYMOUS", 60, minimum=1)  # requests per window per address
 SECRET_KEY = env_secret_key("SECRET_KEY", DEBUG)  # with DEBUG off, start-up refuses a missing or known key
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]

@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
+from graphql_api.ratelimit import forget_counts
 from usage.budgets import limit_cache
 from usage.catalog import load_catalog, sync_catalog
 from usage.models import AIProviderPricing, PriceSource
@@ -60,6 +61,7 @@ def _fresh_caches() -> None:
     forget_cached_prices()
     limit_cache.clear()
     forget_known_users()
+    forget_counts()
 
 
 @pytest.fixture
