@@ -4,9 +4,9 @@ A unit is one reporting day read from the daily summaries. A field costs the day
 slices it reads (tokenUsage and usageSummary read three), times what one day costs in the source it must read:
 the daily summaries (1), the hourly buckets (24: hourly granularity, another time zone, per-user detail), the
 raw logs grouped into a slice (100: a status or session filter, a status dimension, a half-hour zone), or a page
-of logs (10: one index range read in order with a count, no grouping, so an all-time page stays affordable). A range that
-reaches today also reads the logs written since the last rollup. Aliases and fragments are summed. The estimate
-is made from the arguments alone, so `period: ALL` counts as the longest range allowed.
+of logs (10: one index range read in order with a count, no grouping, so an all-time page stays affordable). A
+range that reaches today also reads the logs written since the last rollup. Aliases and fragments are summed. The
+estimate is made from the arguments alone, so `period: ALL` counts as the longest range allowed.
 """
 
 from __future__ import annotations
