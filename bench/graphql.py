@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bench.common import machine, setup_django, write_section
+from bench.common import machine, setup_django, with_every_permission, write_section
 
 USERS = 2000
 DAYS = 365
@@ -101,6 +101,7 @@ def graphql_client() -> Any:
     from django.test import Client
 
     staff, _ = get_user_model().objects.get_or_create(username="bench-staff", defaults={"is_staff": True})
+    with_every_permission(staff)
     client = Client(HTTP_HOST="localhost")
     client.force_login(staff)
     return client

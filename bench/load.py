@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import ROOT, machine, setup_django, write_section
+from bench.common import ROOT, machine, setup_django, with_every_permission, write_section
 
 RECORD = "mutation($events: [UsageEventInput!]!) { recordUsage(events: $events) { outcome } }"
 READS = {
@@ -192,6 +192,7 @@ def prepare() -> tuple[str, list[int]]:
         sync_catalog(load_catalog())
     users = get_user_model()
     staff, _ = users.objects.get_or_create(username="load-staff", defaults={"is_staff": True})
+    with_every_permission(staff)
     have = users.objects.filter(username__startswith="load-user").count()
     users.objects.bulk_create([users(username=f"load-user{n}") for n in range(have, USERS)])
     user_ids = list(users.objects.filter(username__startswith="load-user").values_list("pk", flat=True))
