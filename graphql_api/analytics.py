@@ -16,7 +16,7 @@ from analytics.slices import Measures, SliceFilter, SliceQuery, SliceResult, Sli
 from graphql_api.permissions import BadArgumentError, PermissionDeniedError, current_user, sees_everyone
 from graphql_api.scalars import BigInt
 from usage.permissions import Action, refusal
-from usage.validation import MAX_ID, InvalidUsage
+from usage.validation import InvalidUsage, parse_id
 
 MAX_ROWS = 10_000
 
@@ -162,21 +162,14 @@ def report_range(value: TimeRange | None, info: Info[Any, Any], argument: str | 
         raise BadArgumentError(f"{argument}.{exc.field}" if argument else exc.field, exc.problem) from exc
 
 
-def _user_id(text: str) -> int:
-    """A user id written in ASCII digits that the database can hold (int() would read "١٢" as 12)."""
-    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID)) and int(text) <= MAX_ID):
-        raise ValueError(text)
-    return int(text)
-
-
 def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilter:
     """The caller's filter, narrowed to their own usage unless they may see everyone's."""
     value = value or UsageFilter()
     user = current_user(info)
-    try:
-        user_ids = tuple(_user_id(str(u)) for u in value.user_ids or ())
-    except ValueError as exc:
-        raise BadArgumentError("filter.userIds", "must be user ids") from exc
+    parsed = [parse_id(u) for u in value.user_ids or ()]
+    user_ids = tuple(u for u in parsed if u is not None)
+    if len(user_ids) != len(parsed):
+        raise BadArgumentError("filter.userIds", "must be user ids")
     if not sees_everyone(user):
         if any(u != user.pk for u in user_ids):  # refused, never narrowed into an empty answer
             raise PermissionDeniedError(f"filter.userIds: {refusal(user, Action.READ_EVERYONE, 'reading other users')}")

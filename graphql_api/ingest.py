@@ -16,7 +16,7 @@ from graphql_api.scalars import Count
 from usage.batch import record_batch
 from usage.db import DatabaseUnavailable, database_available
 from usage.recording import RecordResult
-from usage.validation import MAX_ID, InvalidUsage
+from usage.validation import InvalidUsage, parse_id
 
 MAX_EVENTS = 1000
 RECORDING_FOR_OTHERS_REFUSED = (
@@ -75,15 +75,6 @@ def _instant(value: str | None) -> datetime | None:
         raise InvalidUsage("occurred_at", f"{shown!r} is not an ISO 8601 date and time") from exc
 
 
-def _user_id(value: Any) -> int | None:
-    """A user id as the database can hold it (ASCII digits, 1 to 2**63 - 1), else None."""
-    text = str(value) if value is not None else ""
-    if not (text.isascii() and text.isdigit()):
-        return None
-    number = int(text)
-    return number if 1 <= number <= MAX_ID else None
-
-
 class _Owners:
     """Whose events the caller may record: their own, or (staff) any active user's, each id checked once."""
 
@@ -91,14 +82,14 @@ class _Owners:
         self.caller = caller
         self.known: dict[int, bool] = {int(caller.pk): True}
         if records_for_others(caller):  # one query for every user the batch names, not one per user
-            named = {user for user in map(_user_id, (e.user_id for e in events)) if user is not None}
+            named = {user for user in map(parse_id, (e.user_id for e in events)) if user is not None}
             active = set(get_user_model().objects.filter(pk__in=named, is_active=True).values_list("pk", flat=True))
             self.known.update({user: user in active for user in named})
 
     def owner(self, event: UsageEventInput) -> int:
         if event.user_id is None:
             return int(self.caller.pk)
-        owner = _user_id(event.user_id)
+        owner = parse_id(event.user_id)
         if owner is None:
             raise InvalidUsage("user_id", f"{event.user_id!r} is not a user id")
         if owner != self.caller.pk and not records_for_others(self.caller):

@@ -75,7 +75,7 @@ from graphql_api.timeout import StatementTimeout
 from tasks import rollup_usage, sync_ai_pricing
 from usage.budgets import limit_cache, spend_status
 from usage.models import UserSpendLimit
-from usage.validation import MAX_ID
+from usage.validation import parse_id
 
 MAX_PAGE = 1000
 
@@ -277,12 +277,12 @@ def _limit_changes(daily: Decimal | None, monthly: Decimal | None) -> dict[str, 
 
 
 def _user_named(user_id: str) -> Any:
-    text = str(user_id)
-    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID)) and 1 <= int(text) <= MAX_ID):
-        raise BadArgumentError("userId", f"must be a user id such as 42, got {text!r}")
-    user = get_user_model().objects.filter(pk=int(text)).first()
+    number = parse_id(user_id)
+    if number is None:
+        raise BadArgumentError("userId", f"must be a user id such as 42, got {str(user_id)!r}")
+    user = get_user_model().objects.filter(pk=number).first()
     if user is None:
-        raise BadArgumentError("userId", f"no user with id {text}")
+        raise BadArgumentError("userId", f"no user with id {number}")
     return user
 
 

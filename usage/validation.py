@@ -246,6 +246,18 @@ def check_user(user: Any) -> int | None:
 
 
 MAX_ID = 2**63 - 1  # the largest id the database can hold
+
+
+def parse_id(value: Any) -> int | None:
+    """An id written in ASCII digits that the database can hold (1 to MAX_ID), else None; int() alone would also
+    read "١٢" as 12 and spend seconds on a million digits."""
+    text = "" if value is None else str(value)
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_ID))):
+        return None
+    number = int(text)
+    return number if 1 <= number <= MAX_ID else None
+
+
 _known_users: set[int] = set()
 
 
