@@ -41,6 +41,7 @@ from analytics.models import (
 from analytics.rollup import ABANDONED, all_hours, run_rollup
 from bench.rollup import GENERATE_LOGS, ensure_users
 from tests.conftest import requires_postgres
+from tests.helpers.people import user_with
 from tests.helpers.process import ROOT
 from tests.helpers.services import PostgresCluster, RedisServer, SmtpInbox, WorkerProcess, database_url, wait_for
 from tests.helpers.workload import INPUT_PRICE, OUTPUT_PRICE, TINY_PRICE, storm_events
@@ -107,7 +108,7 @@ def test_a_replay_storm_stores_each_event_once(channel: str, make_price: Any) ->
     """10,000 unique events, each sent 3 times by different processes of 4 running at once."""
     make_price(input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
     users = [get_user_model().objects.create_user(f"storm{n}") for n in range(5)]
-    staff = get_user_model().objects.create_user("ingest", is_staff=True)
+    staff = user_with("ingest", "record_ai_usage_for_others")
     _key, raw_key = create_api_key(staff, "storm")
     user_ids = ",".join(str(u.pk) for u in users)
     latest = (timezone.now() - timedelta(minutes=1)).replace(microsecond=0)
