@@ -2,8 +2,10 @@
 
 Text that starts with =, +, -, @, a tab or a carriage return is read by Excel, LibreOffice and Google Sheets as a
 formula (`=HYPERLINK(...)` leaks data, `+cmd|' /C calc'!A0` runs a program), so such a cell gets a leading single
-quote and keeps the rest as it was. Only text is touched: the ids, token counts and amounts we write ourselves are
-numbers, not strings, and stay plain numbers.
+quote and keeps the rest as it was. Every text cell is also written in double quotes, so a spreadsheet that splits
+on semicolons (as Excel does in many locales) never starts a new cell, and a formula with it, inside one
+(`x;=HYPERLINK(...)`). Only text is touched: the ids, token counts and amounts we write ourselves are numbers, not
+strings, and stay plain numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class SafeCsvWriter:
     """csv.writer whose rows have every text cell neutralised; writerow returns what the file's write returned."""
 
     def __init__(self, out: Any) -> None:
-        self._writer = csv.writer(out)
+        self._writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC)
 
     def writerow(self, row: Iterable[Any]) -> Any:
         return self._writer.writerow([safe_cell(value) for value in row])

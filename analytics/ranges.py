@@ -50,7 +50,7 @@ def zone_named(name: str | None) -> ZoneInfo:
         return periods.reporting_zone()
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a tzdata folder such as "Europe"
         raise InvalidUsage("timeZone", f"{name!r} is not an IANA time zone such as Europe/Berlin") from exc
 
 
@@ -66,8 +66,8 @@ def resolve(
     caller may see (None: everyone); the period "all" starts at the first call among them."""
     zone = zone_named(time_zone)
     today = timezone.now().astimezone(zone).date()
-    _check_day("start", start)
-    _check_day("end", end)
+    check_day("start", start)
+    check_day("end", end)
     if start is not None or end is not None:
         first, last = start or today, end or today
         if last < first:
@@ -82,7 +82,8 @@ def resolve(
     return _named(period or "week", today, zone, user_ids)
 
 
-def _check_day(name: str, day: date | None) -> None:
+def check_day(name: str, day: date | None) -> None:
+    """A day a call can be stored on (the bounds of usage.validation), else InvalidUsage naming it."""
     if day is not None and not FIRST_DAY <= day <= LAST_DAY:
         raise InvalidUsage(name, f"{day} is outside {FIRST_DAY} to {LAST_DAY}")
 

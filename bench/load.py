@@ -53,7 +53,11 @@ ABUSERS = 3
 ABUSE_SPAN_DAYS = 300
 # The closed-loop clients below send as fast as they are answered, all with one key: far above the default rate
 # limits, which would refuse them. The run raises the limits, so the abuser is stopped by the cost budget alone.
-SERVER_LIMITS = {"API_RATE_LIMIT_READS": "1000000000", "API_RATE_LIMIT_WRITES": "1000000000"}
+SERVER_LIMITS = {
+    "API_RATE_LIMIT_READS": "1000000000",
+    "API_RATE_LIMIT_WRITES": "1000000000",
+    "API_RATE_LIMIT_COST": "1000000000000",
+}
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
@@ -25,9 +24,9 @@ class ApiKeyMiddleware:
         header = request.headers.get("Authorization")
         if request.path != reverse("graphql"):
             return self.get_response(request)
-        if header is None and settings.SESSION_COOKIE_NAME not in request.COOKIES:
-            # No credentials at all: nothing a forged cross-site request could borrow, so no CSRF check; the
-            # caller gets the API's own JSON "authentication required" instead of Django's HTML CSRF page.
+        if header is None and not request.user.is_authenticated:
+            # No credentials (no session cookie, or one of no signed-in user): nothing a forged cross-site request
+            # could borrow, so no CSRF check; the caller gets the API's own "authentication required".
             request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         if header is not None:
             scheme, _, token = header.partition(" ")

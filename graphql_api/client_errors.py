@@ -107,8 +107,23 @@ def string_problem(text: str) -> str | None:
     return None
 
 
+def bad_default(document: DocumentNode) -> GraphQLError | None:
+    """A variable's default value holding a string no database can store (it reaches the resolvers unchecked
+    when the variable is not sent)."""
+    for definition in document.definitions:
+        for variable in getattr(definition, "variable_definitions", None) or ():
+            if variable.default_value is None:
+                continue
+            for _path, value in _leaves(f"${variable.variable.name.value}", variable.default_value):
+                if isinstance(value, StringValueNode) and (problem := string_problem(value.value)):
+                    return GraphQLError(f"${variable.variable.name.value}: {problem}", value)
+    return None
+
+
 def bad_string(document: DocumentNode, variables: dict[str, Any]) -> GraphQLError | None:
-    """The first argument holding a string no database can store, inline or through a variable."""
+    """The first argument holding a string no database can store, inline, through a variable or its default."""
+    if in_default := bad_default(document):
+        return in_default
     for field, path, value in argument_values(document):
         if field in CHECKED_PER_EVENT:
             continue

@@ -35,9 +35,12 @@ LOG_FIELDS = {"costliestRequests", "usageLogs"}
 LOG_SOURCES = {"log pages", "raw logs"}  # they read the unrolled tail as part of the logs
 SNAPSHOT_FIELDS = {"cau", "cauTrend"}  # read per-day counters or CAU snapshots, never logs
 DEFAULT_DAYS = {"cau": 30, "cauTrend": 90}
+# (filtered by provider or model, with every past version): the whole catalog is a few thousand versions, sending
+# one unfiltered list takes about as long as a page of logs over a year.
+PRICING_COST = {(False, False): 3000, (False, True): 6000, (True, False): 10, (True, True): 20}
 ADVICE = (
-    "Narrow the range, remove the status/session filter (it makes a query read raw logs) "
-    "or ask for fewer fields per request."
+    "Narrow the range, remove the status/session filter (it makes a query read raw logs), filter prices by "
+    "provider or model, or ask for fewer fields per request."
 )
 
 
@@ -50,6 +53,8 @@ class FieldCost:
     units: int
 
     def describe(self) -> str:
+        if not self.days:
+            return f"{self.label}, reads {self.source} ({self.units:,} units)"
         times = "once" if self.reads == 1 else f"{self.reads} times"
         return f"{self.label}, reads {self.days:,} days of {self.source} {times} ({self.units:,} units)"
 
@@ -64,7 +69,7 @@ def _date(value: Any) -> date | None:
 def _zone(name: Any) -> ZoneInfo | None:
     try:
         return periods.reporting_zone() if name is None else ZoneInfo(str(name))
-    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError; the resolver names the bad zone
+    except (ValueError, KeyError, OSError):  # not found, or a tzdata folder ("Europe"); the resolver names it
         return None
 
 
@@ -108,8 +113,20 @@ def _source(field: RootField, zone: ZoneInfo) -> str:
     return "daily summaries"
 
 
+def pricing_cost(field: RootField) -> FieldCost:
+    """The price list reads no time range: what it costs is the versions it sends back (thousands unfiltered)."""
+    filtered = bool(field.arguments.get("provider") or field.arguments.get("model"))
+    history = bool(field.arguments.get("includeHistory"))
+    units = PRICING_COST[filtered, history]
+    label = field.name if field.alias == field.name else f"{field.alias}: {field.name}"
+    scope = "one provider's or model's" if filtered else "every model's"
+    return FieldCost(label=label, days=0, source=f"{scope} prices", reads=1, units=units)
+
+
 def field_cost(field: RootField) -> FieldCost | None:
     """The cost of one root field, or None for fields that read no time range."""
+    if field.name == "pricing":
+        return pricing_cost(field)
     reads = SLICES_READ.get(field.name)
     if reads is None:
         return None

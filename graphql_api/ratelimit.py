@@ -25,6 +25,8 @@ from django.conf import settings
 from graphql import ExecutionResult, GraphQLError, OperationType
 from strawberry.extensions import SchemaExtension
 
+from graphql_api.cost import operation_costs
+from graphql_api.ingest import MAX_EVENTS
 from graphql_api.operation import Operation, operation_of
 
 logger = logging.getLogger(__name__)
@@ -163,6 +165,19 @@ def _allowances(request: Any, operation: Operation) -> Iterator[tuple[str, int, 
         yield f"writes:{caller}", events, settings.API_RATE_LIMIT_WRITES, f"recorded events per {window} s for {who}"
     if any(field.name != "recordUsage" for field in operation.fields) or not events:
         yield f"reads:{caller}", 1, settings.API_RATE_LIMIT_READS, f"requests per {window} s for {who}"
+    # Requests that each fit the cost budget can still, one after another, keep every worker busy: their
+    # estimated work is rationed too. An operation over the budget is refused by the budget itself, unrun.
+    units = sum(cost.units for cost in operation_costs(operation.fields))
+    if 0 < units <= settings.GRAPHQL_MAX_COST:
+        yield f"cost:{caller}", units, settings.API_RATE_LIMIT_COST, f"query cost units per {window} s for {who}"
+
+
+def too_many_events(operation: Operation) -> str | None:
+    """recordUsage takes at most MAX_EVENTS events per request, however many aliases share them."""
+    events = events_sent(operation)
+    if events <= MAX_EVENTS:
+        return None
+    return f"recordUsage: at most {MAX_EVENTS:,} events per request (over all aliases), got {events:,}"
 
 
 def refusal(request: Any, operation: Operation) -> tuple[str, int] | None:
@@ -183,7 +198,9 @@ class RateLimits(SchemaExtension):
         context = self.execution_context
         request = getattr(context.context, "request", None)
         operation = operation_of(context) if request is not None and context.result is None else None
-        if operation is not None:
+        if operation is not None and (message := too_many_events(operation)):
+            context.result = ExecutionResult(data=None, errors=[GraphQLError(message)])
+        elif operation is not None:
             refused = refusal(request, operation)
             if refused is not None:
                 message, retry_after = refused

@@ -27,6 +27,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
+from analytics.ranges import check_day
 from graphql_api.analytics import (
     MAX_ROWS,
     Dimension,
@@ -331,6 +332,8 @@ class Mutation:
     def run_rollup(self, info: Info[Any, Any], start: date | None = None, end: date | None = None) -> QueuedTask:
         if (start is None) != (end is None):
             raise BadArgumentError("end" if end is None else "start", "start and end must be given together")
+        check_day("start", start)
+        check_day("end", end)
         if start is not None and end is not None and end < start:
             raise BadArgumentError("end", f"{end} is before start {start}")
         dates = {} if start is None else {"start": start.isoformat(), "end": end.isoformat() if end else None}

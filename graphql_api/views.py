@@ -6,6 +6,7 @@ from typing import Any, NoReturn
 
 from cross_web import HTTPException
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase
 from strawberry.django.views import GraphQLView
 
@@ -59,6 +60,9 @@ class ApiView(GraphQLView):
             return self.run(request=request)
         except HTTPException as exc:
             return graphql_error_response(exc.reason, exc.status_code)
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return graphql_error_response(f"The request body is larger than {limit:,} bytes; send fewer events", 413)
 
     def parse_http_body(self, request: Any) -> Any:
         try:

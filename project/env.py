@@ -65,7 +65,7 @@ def env_time_zone(name: str, default: str = "UTC") -> str:
     raw = env_str(name, default) or default
     try:
         zoneinfo.ZoneInfo(raw)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder such as "Europe"
         raise ImproperlyConfigured(f"{name}={raw!r} is not an IANA time zone such as Europe/Berlin") from None
     return raw
 

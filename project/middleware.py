@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import reverse
+from django.views.csrf import csrf_failure as django_csrf_failure
 
 NUL = "\x00"
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -49,3 +50,14 @@ class RefuseMalformedRequests:
         if is_graphql:
             return graphql_error_response(message)
         return HttpResponseBadRequest(message, content_type="text/plain")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: JSON for the GraphQL endpoint (its clients parse JSON), Django's page elsewhere."""
+    if request.path == reverse("graphql"):
+        return graphql_error_response(
+            "CSRF verification failed: a request with a session cookie needs the X-CSRFToken header "
+            "(or send 'Authorization: Bearer <api key>' instead of the session)",
+            403,
+        )
+    return django_csrf_failure(request, reason)

@@ -36,6 +36,10 @@ API_RATE_LIMIT_WINDOW_SECONDS = env_int("API_RATE_LIMIT_WINDOW_SECONDS", 60, min
 API_RATE_LIMIT_READS = env_int("API_RATE_LIMIT_READS", 600, minimum=1)  # requests per window
 API_RATE_LIMIT_WRITES = env_int("API_RATE_LIMIT_WRITES", 100_000, minimum=1)  # recordUsage events per window
 API_RATE_LIMIT_ANONYMOUS = env_int("API_RATE_LIMIT_ANONYMOUS", 60, minimum=1)  # requests per window per address
+API_RATE_LIMIT_COST = env_int("API_RATE_LIMIT_COST", 300_000, minimum=1)  # query cost units per window
+# The largest request body read (a recordUsage batch of 1,000 events with metadata); larger is refused with 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("API_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+CSRF_FAILURE_VIEW = "project.middleware.csrf_failure"
 SECRET_KEY = env_secret_key("SECRET_KEY", DEBUG)  # with DEBUG off, start-up refuses a missing or known key
 ALLOWED_HOSTS = [h.strip() for h in env_str("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in env_str("CSRF_TRUSTED_ORIGINS").split(",") if o.strip()]

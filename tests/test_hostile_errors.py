@@ -5,6 +5,7 @@ and a refused change changes nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -147,6 +148,10 @@ def test_a_nul_in_the_graphql_query_string_is_400_in_json(alice: Any) -> None:
          "search: is not valid Unicode text (it holds a lone surrogate)"),
         ('{ usage(range: {timeZone: "Europe/Berlin\\u0000"}) { start } }', {},
          "range.timeZone: must not contain NUL characters"),
+        ('query($p: [String!] = ["a\\u0000b"]) { usage(filter: {providers: $p}) { start } }', {},
+         "$p: must not contain NUL characters"),
+        ('query($s: String = "a\\u0000b") { usageLogs(filter: {sessionId: $s}) { totalCount } }', {},
+         "$s: must not contain NUL characters"),
     ],
 )  # fmt: skip
 def test_a_nul_in_a_graphql_string_is_refused_naming_the_argument(
@@ -462,3 +467,43 @@ def test_whole_counts_from_a_response_are_stored_exactly(alice: Any) -> None:
     assert tracker.log is not None
     stored = AIUsageLog.objects.get(pk=tracker.log.pk)
     assert (stored.input_tokens, stored.output_tokens, stored.cached_input_tokens) == (2, 7, 0)
+
+
+# -- what a first round of attacks still got through -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "a" * 300])
+def test_a_time_zone_naming_a_folder_or_too_long_is_refused_by_name(alice: Any, zone: str) -> None:
+    answer = post_graphql(client_of(alice), "query($z: String) { usage(range: {timeZone: $z}) { start } }", {"z": zone})
+    assert (answer["data"], messages(answer)) == (
+        None, [f"range.timeZone: {zone!r} is not an IANA time zone such as Europe/Berlin"]
+    )  # fmt: skip
+
+
+def test_a_body_over_the_size_limit_is_413_in_json(alice: Any, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    body = json.dumps({"query": "{ health { ok } }", "variables": {"pad": "x" * 4096}})
+    response = client_of(alice).post(GRAPHQL, body, content_type="application/json")
+    assert (response.status_code, response.json()) == (413, {"data": None, "errors": [
+        {"message": "The request body is larger than 2,048 bytes; send fewer events"}]})  # fmt: skip
+
+
+def test_a_session_post_without_its_csrf_token_is_refused_in_json(alice: Any) -> None:
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.force_login(alice)
+    response = client.post(GRAPHQL, {"query": "{ mySpend { status } }"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["message"].startswith("CSRF verification failed: a request with a session")
+
+
+def test_a_stale_session_cookie_is_no_credential(db: None) -> None:
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["sessionid"] = "garbage"
+    answer = client.post(GRAPHQL, {"query": "{ health { ok } mySpend { status } }"}, content_type="application/json")
+    assert answer.status_code == 200
+    assert messages(answer.json()) == ["authentication required: log in, or send 'Authorization: Bearer <api key>'"]
+
+
+def test_a_rollup_of_days_no_call_can_have_is_refused_by_name(root: Any) -> None:
+    answer = post_graphql(client_of(root), 'mutation { runRollup(start: "0001-01-01", end: "9999-12-31") { taskId } }')
+    assert (answer["data"], messages(answer)) == (None, ["start: 0001-01-01 is outside 1999-12-31 to 2100-01-01"])

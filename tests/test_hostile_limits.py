@@ -30,7 +30,7 @@ BUDGET = 100_000
 ATTACK_REFUSAL = (
     "this query would cost 32,940,000 units, over the budget of 100,000: the costliest field, t0: tokenUsage, "
     "reads 3,660 days of raw logs 3 times (1,098,000 units). Narrow the range, remove the status/session filter "
-    "(it makes a query read raw logs) or ask for fewer fields per request."
+    "(it makes a query read raw logs), filter prices by provider or model, or ask for fewer fields per request."
 )
 USAGE = "{ usage(range: {days: 7}) { totals { requests } } }"
 FRAGMENTED = "{ a: usage(range: {days: 2}) { source } ...F } fragment F on Query { b: usage(range: {days: 3}) { end } }"
@@ -77,6 +77,11 @@ def events(n: int) -> list[dict[str, Any]]:
         (FRAGMENTED, None, 15),
         ("{ cauTrend(windowDays: 7) { cau } topUsers { rows { userId } } }", None, 95 + 12),
         ("{ health { ok } mySpend { status } }", None, 0),
+        (
+            '{ a: pricing { model } b: pricing(includeHistory: true) { model } c: pricing(provider: "x") { model } }',
+            None,
+            3000 + 6000 + 10,
+        ),
     ],
 )
 def test_the_cost_of_a_query_is_days_times_slices_times_the_source_read(
@@ -247,3 +252,39 @@ def test_with_redis_down_requests_are_served_and_counted_in_the_process(
     assert [a.json() for a in answers] == [{"data": {"usage": {"totals": {"requests": 0}}}}] * 2
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["rate limits: Redis unavailable"]
     assert_refused(post(Client(), USAGE, key=key), "rate limit: at most 2 requests per 60 s for this API key")
+
+
+# --- what a first round of attacks still got through ------------------------------------------------------------
+
+
+def test_thirty_aliased_price_lists_are_over_the_budget(alice: Any) -> None:
+    query = "{ " + " ".join(f"p{n}: pricing(includeHistory: true) {{ model }}" for n in range(30)) + " }"
+    answer = post(Client(), query, key=api_key(alice)).json()
+    assert answer["data"] is None
+    assert answer["errors"][0]["message"] == (
+        "this query would cost 180,000 units, over the budget of 100,000: the costliest field, p0: pricing, reads "
+        "every model's prices (6,000 units). Narrow the range, remove the status/session filter (it makes a query "
+        "read raw logs), filter prices by provider or model, or ask for fewer fields per request."
+    )
+
+
+def test_aliased_record_usage_carries_at_most_a_thousand_events_in_all(alice: Any, make_price: Any) -> None:
+    make_price()
+    aliases = " ".join(f"r{n}: recordUsage(events: $e{n}) {{ outcome }}" for n in range(3))
+    declared = ", ".join(f"$e{n}: [UsageEventInput!]!" for n in range(3))
+    query = f"mutation({declared}) {{ {aliases} }}"
+    answer = post(Client(), query, {f"e{n}": events(400) for n in range(3)}, key=api_key(alice)).json()
+    assert answer == {"data": None, "errors": [{"message": (
+        "recordUsage: at most 1,000 events per request (over all aliases), got 1,200")}]}  # fmt: skip
+    assert AIUsageLog.objects.count() == 0
+
+
+def test_query_cost_units_are_rationed_per_window(alice: Any, settings: Any) -> None:
+    settings.API_RATE_LIMIT_COST = 250
+    key = api_key(alice)
+    year = "{ usage(range: {days: 100}) { source } }"  # 100 days of summaries and the tail: 105 units
+    assert [post(Client(), year, key=key).status_code for _ in range(3)] == [200, 200, 429]
+    refused = post(Client(), year, key=key)
+    assert refused.json()["errors"][0]["message"].startswith(
+        "rate limit: at most 250 query cost units per 60 s for this API key (this request: 105); retry in "
+    )
