@@ -157,7 +157,7 @@ def test_staff_record_for_others_but_not_for_unknown_users(staff: Any, bob: Any,
 
 def test_more_than_a_thousand_events_are_refused_whole(alice: Any) -> None:
     answer = gql(logged_in(alice), RECORD, {"events": [event()] * 1001})
-    assert error_messages(answer) == ["events: at most 1000 per call, got 1001"]
+    assert error_messages(answer) == ["recordUsage: at most 1,000 events per request (over all aliases), got 1,001"]
     assert AIUsageLog.objects.count() == 0
 
 
