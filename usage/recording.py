@@ -17,18 +17,20 @@ from usage import budgets, periods, validation
 from usage.db import database_available, fetch_one
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
-from usage.models import AIUsageLog, CallStatus, UsageEventKey, UserDailySpend
+from usage.models import AIUsageLog, CallStatus, UsageEventKey, UserDailySpend, scoped_event_id
 from usage.partitioning import log_table_partitioned
 from usage.pricing import TokenCounts, price_call
 
 LOG_TABLE = AIUsageLog._meta.db_table
 SPEND_TABLE = UserDailySpend._meta.db_table
 LOG_FIELDS = [f for f in AIUsageLog._meta.concrete_fields if not f.primary_key]
-# A repeated event_id inserts nothing and returns no id: the duplicate is reported, never stored twice.
+# An event_id its user (or the no-user scope) recorded before inserts nothing and returns no id: the duplicate is
+# reported, never stored twice. No conflict target: the row's scope decides which of the two unique constraints
+# (per user, or without a user) it meets.
 INSERT_LOG = f"""
     INSERT INTO {LOG_TABLE} ({", ".join(str(f.column) for f in LOG_FIELDS)})
     VALUES ({", ".join(["%s"] * len(LOG_FIELDS))})
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id
 """
 # One atomic increment: concurrent writers for the same user and day never lose each other's cost.
@@ -58,12 +60,13 @@ SPEND_OF_DAY = f"{_ADD_SPEND} SELECT log.id, spend.cost FROM log CROSS JOIN spen
 
 @cache
 def _claim_and_insert_log() -> str:
-    """The log insert when the table is partitioned by month (usage.partitioning): the event id is claimed in its
-    own table in the same statement, and the log is written only if the claim succeeded (or there is no id)."""
+    """The log insert when the table is partitioned by month (usage.partitioning): the event id, scoped to its
+    user, is claimed in its own table in the same statement, and the log is written only if the claim succeeded
+    (or there is no id)."""
     typed_values = ", ".join(f"%s::{f.db_type(connection)}" for f in LOG_FIELDS)
     return f"""
     claim AS (
-        INSERT INTO {UsageEventKey._meta.db_table} (event_id) SELECT %s::varchar WHERE %s::varchar IS NOT NULL
+        INSERT INTO {UsageEventKey._meta.db_table} (scoped_id) SELECT %s::varchar WHERE %s::varchar IS NOT NULL
         ON CONFLICT DO NOTHING RETURNING 1
     ),
     log AS (
@@ -86,7 +89,8 @@ def _log_statement(log: AIUsageLog, then: str, db: BaseDatabaseWrapper) -> tuple
     the parameters of the log part."""
     values = _log_values(log, db)
     if log_table_partitioned(db):
-        return _statement_text(then, True), [log.event_id, log.event_id, *values, log.event_id]
+        key = scoped_event_id(log.user_id, log.event_id)
+        return _statement_text(then, True), [key, key, *values, key]
     return _statement_text(then, False), values
 
 
