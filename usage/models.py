@@ -163,8 +163,9 @@ class AIUsageLog(models.Model):
         constraints = [
             # An event id is an idempotency key of its user: never shared across users, so one user's id can
             # neither swallow another user's call nor tell them which ids others used. Calls on nobody's behalf
-            # share one scope of their own (NULLs are distinct in the first constraint).
-            models.UniqueConstraint(fields=["user", "event_id"], name="usage_event_id_once_per_user"),
+            # share one scope of their own (NULLs are distinct in the first constraint). event_id leads, so a
+            # lookup of an id across users (the LangSmith import's) uses the index too.
+            models.UniqueConstraint(fields=["event_id", "user"], name="usage_event_id_once_per_user"),
             models.UniqueConstraint(
                 fields=["event_id"], condition=Q(user__isnull=True), name="usage_event_id_once_without_user"
             ),

@@ -36,7 +36,7 @@ def _constraint_changes() -> list[Any]:
         migrations.RemoveConstraint(model_name="aiusagelog", name="usage_event_id_once"),
         migrations.AddConstraint(
             model_name="aiusagelog",
-            constraint=models.UniqueConstraint(fields=("user", "event_id"), name="usage_event_id_once_per_user"),
+            constraint=models.UniqueConstraint(fields=("event_id", "user"), name="usage_event_id_once_per_user"),
         ),
         migrations.AddConstraint(
             model_name="aiusagelog",
