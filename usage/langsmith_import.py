@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from usage.batch import record_batch
 from usage.langsmith import langsmith_client
-from usage.models import CallStatus, LangSmithImport
+from usage.models import AIUsageLog, CallStatus, LangSmithImport
 from usage.validation import InvalidUsage
 
 OVERLAP = timedelta(hours=1)
@@ -165,11 +165,25 @@ def _resolve_users(calls: Iterable[dict[str, Any]]) -> None:
         call["user"] = None if name is None else by_id.get(name, by_name.get(name))
 
 
+def _not_stored_yet(calls: list[dict[str, Any]], report: ImportReport) -> list[dict[str, Any]]:
+    """The calls whose run no log holds yet, whoever's it is; the others are counted as duplicates. Event ids are
+    unique per user, and a run's user may resolve differently from one import to the next (a user created or
+    renamed in between), so its id alone would not stop a second copy. The runs' start times bound the lookup to
+    their months."""
+    starts = [call["occurred_at"] for call in calls if isinstance(call["occurred_at"], datetime)]
+    logs = AIUsageLog.objects.filter(event_id__in=[call["event_id"] for call in calls])
+    if len(starts) == len(calls):
+        logs = logs.filter(occurred_at__gte=min(starts), occurred_at__lte=max(starts))
+    stored = set(logs.values_list("event_id", flat=True))
+    report.duplicates += sum(call["event_id"] in stored for call in calls)
+    return [call for call in calls if call["event_id"] not in stored]
+
+
 def _record(calls: list[dict[str, Any]], report: ImportReport) -> None:
     if not calls:
         return
     _resolve_users(calls)
-    for outcome in record_batch(calls):
+    for outcome in record_batch(_not_stored_yet(calls, report)):
         if isinstance(outcome, InvalidUsage):
             report.rejected += 1
         elif outcome.duplicate:
