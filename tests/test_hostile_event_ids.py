@@ -181,6 +181,23 @@ def test_a_run_imported_again_after_its_user_appeared_is_stored_once(
     assert not AIUsageLog.objects.filter(user=stranger).exists()
 
 
+def test_another_users_copy_of_a_run_id_does_not_stop_the_import(
+    langsmith: FakeLangSmith,  # noqa: F811  (the fixture imported above)
+    alice: Any,
+    bob: Any,
+    make_price: Any,
+) -> None:
+    make_price(cached_input_price=Decimal("0.50"))
+    add_runs(langsmith, alice, bob)
+    bobs_run = next(run for run in langsmith.stored_runs if run["extra"].get("metadata", {}).get("user_id") == "bob")
+    record_usage(**call(alice, f"langsmith:{bobs_run['id']}", occurred_at=datetime(2026, 3, 2, 9, 1, tzinfo=UTC)))
+
+    report = import_project("team-app")
+
+    assert (report.recorded, report.duplicates) == (6, 0)
+    assert stored(f"langsmith:{bobs_run['id']}") == [(alice.pk, 1000), (bob.pk, 1000)]
+
+
 @pytest.fixture
 def unpartitioned(db: None) -> Iterator[None]:
     if connection.vendor != "postgresql" or log_table_partitioned():

@@ -166,17 +166,18 @@ def _resolve_users(calls: Iterable[dict[str, Any]]) -> None:
 
 
 def _not_stored_yet(calls: list[dict[str, Any]], report: ImportReport) -> list[dict[str, Any]]:
-    """The calls whose run no log holds yet, whoever's it is; the others are counted as duplicates. Event ids are
-    unique per user, and a run's user may resolve differently from one import to the next (a user created or
-    renamed in between), so its id alone would not stop a second copy. The runs' start times bound the lookup to
-    their months."""
+    """The calls whose run is not stored yet, for its user or for nobody; the others are counted as duplicates.
+    Event ids are unique per user, and a run's user may resolve differently from one import to the next (a user
+    created in between), so its id in the user's scope alone would not stop a second copy. Another user's log with
+    the same id never counts: it cannot swallow the run. The runs' start times bound the lookup to their months."""
     starts = [call["occurred_at"] for call in calls if isinstance(call["occurred_at"], datetime)]
     logs = AIUsageLog.objects.filter(event_id__in=[call["event_id"] for call in calls])
     if len(starts) == len(calls):
         logs = logs.filter(occurred_at__gte=min(starts), occurred_at__lte=max(starts))
-    stored = set(logs.values_list("event_id", flat=True))
-    report.duplicates += sum(call["event_id"] in stored for call in calls)
-    return [call for call in calls if call["event_id"] not in stored]
+    stored = set(logs.values_list("event_id", "user_id"))
+    fresh = [c for c in calls if (c["event_id"], None) not in stored and (c["event_id"], c["user"]) not in stored]
+    report.duplicates += len(calls) - len(fresh)
+    return fresh
 
 
 def _record(calls: list[dict[str, Any]], report: ImportReport) -> None:

@@ -1,5 +1,5 @@
-"""Keep this process's caches honest: a change to a price version or a limit forgets what was cached. And a
-deleted user's event ids leave with them."""
+"""Keep this process's caches honest (a change to a price version or a limit forgets what was cached), and let a
+deleted user's event ids go with them."""
 
 from __future__ import annotations
 
