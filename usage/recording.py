@@ -25,14 +25,16 @@ LOG_TABLE = AIUsageLog._meta.db_table
 SPEND_TABLE = UserDailySpend._meta.db_table
 LOG_FIELDS = [f for f in AIUsageLog._meta.concrete_fields if not f.primary_key]
 # An event_id its user (or the no-user scope) recorded before inserts nothing and returns no id: the duplicate is
-# reported, never stored twice. No conflict target: the row's scope decides which of the two unique constraints
-# (per user, or without a user) it meets.
-INSERT_LOG = f"""
+# reported, never stored twice. The conflict target is the unique constraint of the call's scope (naming it spares
+# PostgreSQL a check of every other unique index, the primary key's included, on each insert).
+_INSERT_LOG = f"""
     INSERT INTO {LOG_TABLE} ({", ".join(str(f.column) for f in LOG_FIELDS)})
     VALUES ({", ".join(["%s"] * len(LOG_FIELDS))})
-    ON CONFLICT DO NOTHING
+    ON CONFLICT {{target}} DO NOTHING
     RETURNING id
 """
+INSERT_USER_LOG = _INSERT_LOG.format(target="(event_id, user_id)")
+INSERT_LOG_WITHOUT_USER = _INSERT_LOG.format(target="(event_id) WHERE user_id IS NULL")
 # One atomic increment: concurrent writers for the same user and day never lose each other's cost.
 UPSERT_SPEND = f"""
     INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests)
@@ -76,12 +78,16 @@ def _claim_and_insert_log() -> str:
     )"""
 
 
+def _insert_log(log: AIUsageLog) -> str:
+    return INSERT_LOG_WITHOUT_USER if log.user_id is None else INSERT_USER_LOG
+
+
 @cache
-def _statement_text(then: str, partitioned: bool) -> str:
+def _statement_text(then: str, partitioned: bool, insert_log: str) -> str:
     """Built once per process: formatting the full text on every call cost more than some of the work it does."""
     if partitioned:
         return f"WITH {_claim_and_insert_log()} {then}"
-    return f"WITH log AS ({INSERT_LOG}) {then}"
+    return f"WITH log AS ({insert_log}) {then}"
 
 
 def _log_statement(log: AIUsageLog, then: str, db: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
@@ -90,8 +96,8 @@ def _log_statement(log: AIUsageLog, then: str, db: BaseDatabaseWrapper) -> tuple
     values = _log_values(log, db)
     if log_table_partitioned(db):
         key = scoped_event_id(log.user_id, log.event_id)
-        return _statement_text(then, True), [key, key, *values, key]
-    return _statement_text(then, False), values
+        return _statement_text(then, True, ""), [key, key, *values, key]
+    return _statement_text(then, False, _insert_log(log)), values
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,7 @@ def _insert(log: AIUsageLog, day: date, check: budgets.BudgetCheck | None) -> _I
         if db.vendor == "postgresql":
             row = fetch_one(*_log_statement(log, "SELECT id FROM log", db), db)
         else:
-            row = fetch_one(INSERT_LOG, _log_values(log, db), db)
+            row = fetch_one(_insert_log(log), _log_values(log, db), db)
         if row is None or log.user_id is None:
             return None if row is None else _Inserted(int(row[0]), None)
         with db.cursor() as cursor:
