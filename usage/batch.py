@@ -16,8 +16,8 @@ from usage import budgets, periods, validation
 from usage.db import database_available
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
-from usage.models import AIUsageLog, UsageEventKey, UserDailySpend
-from usage.partitioning import log_table_partitioned
+from usage.models import AIUsageLog, UsageEventKey, UserDailySpend, scoped_event_id
+from usage.partitioning import SCOPED_EVENT_ID, log_table_partitioned
 from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
 from usage.validation import InvalidUsage
 
@@ -39,25 +39,26 @@ def _insert_logs_statement() -> str:
     fields = [AIUsageLog._meta.pk, *LOG_FIELDS]
     arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
     columns = ", ".join(str(field.column) for field in fields)
-    if log_table_partitioned():  # event ids are claimed in their own table; the first of a repeated id wins
+    if log_table_partitioned():
+        # Event ids, scoped to their user, are claimed in their own table; the first of a repeated id wins.
         return f"""
-            WITH batch AS (SELECT * FROM unnest({arrays}) AS b({columns})),
+            WITH batch AS (
+                SELECT *, {SCOPED_EVENT_ID.format(prefix="b.")} AS scoped_id FROM unnest({arrays}) AS b({columns})
+            ),
             claim AS (
-                INSERT INTO {UsageEventKey._meta.db_table} (event_id)
-                SELECT DISTINCT event_id FROM batch WHERE event_id IS NOT NULL ORDER BY event_id
-                ON CONFLICT DO NOTHING RETURNING event_id
+                INSERT INTO {UsageEventKey._meta.db_table} (scoped_id)
+                SELECT DISTINCT scoped_id FROM batch WHERE scoped_id IS NOT NULL ORDER BY scoped_id
+                ON CONFLICT DO NOTHING RETURNING scoped_id
             ),
             chosen AS (
-                SELECT DISTINCT ON (event_id) id FROM batch WHERE event_id IN (SELECT event_id FROM claim)
-                ORDER BY event_id, id
+                SELECT DISTINCT ON (scoped_id) id FROM batch WHERE scoped_id IN (SELECT scoped_id FROM claim)
+                ORDER BY scoped_id, id
             )
-            INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM batch
+            INSERT INTO {LOG_TABLE} ({columns}) SELECT {columns} FROM batch
             WHERE event_id IS NULL OR id IN (SELECT id FROM chosen)
             RETURNING id"""
-    return (
-        f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING id"
-    )
+    # No conflict target: a row meets the per-user or the no-user constraint on event ids, by its scope.
+    return f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING RETURNING id"
 
 
 def build_call(call: dict[str, Any]) -> AIUsageLog:
@@ -110,9 +111,10 @@ def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                        [LOG_TABLE, len(logs)])  # fmt: skip
-        # Rows go in event id order, and counters in key order below: concurrent batches that share event ids or
-        # counters then take their locks in the same order and wait for each other instead of deadlocking.
-        ordered = sorted(logs, key=lambda log: (log.event_id is None, log.event_id or ""))
+        # Rows go in scoped event id order, and counters in key order below: concurrent batches that share event
+        # ids or counters then take their locks in the same order and wait for each other instead of deadlocking.
+        # The sort is stable, so of a repeated id the first in the batch gets the lower id and is inserted first.
+        ordered = sorted(logs, key=lambda log: (log.event_id is None, scoped_event_id(log.user_id, log.event_id) or ""))
         for log, (new_id,) in zip(ordered, cursor.fetchall(), strict=True):
             log.pk = new_id
         rows = [[log.pk, *_log_values(log)] for log in ordered]

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from usage.batch import record_batch
 from usage.langsmith import langsmith_client
-from usage.models import CallStatus, LangSmithImport
+from usage.models import AIUsageLog, CallStatus, LangSmithImport
 from usage.validation import InvalidUsage, check_metadata_shape
 
 logger = logging.getLogger(__name__)
@@ -173,11 +173,27 @@ def _resolve_users(calls: Iterable[dict[str, Any]]) -> None:
         call["user"] = None if name is None else by_id.get(name, by_name.get(name))
 
 
+def _not_stored_yet(calls: list[dict[str, Any]], report: ImportReport) -> list[dict[str, Any]]:
+    """The calls whose run is not stored yet, for its user or for nobody; the others are counted as duplicates.
+    Event ids are unique per user, and a run's user may resolve differently from one import to the next (a user
+    created in between), so its id in the user's scope alone would not stop a second copy. Another user's log with
+    the same id never counts: it cannot swallow the run. The runs' start times bound the lookup to their months."""
+    starts = [call["occurred_at"] for call in calls if isinstance(call["occurred_at"], datetime)]
+    logs = AIUsageLog.objects.filter(event_id__in=[call["event_id"] for call in calls])
+    if len(starts) == len(calls):
+        logs = logs.filter(occurred_at__gte=min(starts), occurred_at__lte=max(starts))
+    stored = set(logs.values_list("event_id", "user_id"))
+    fresh = [c for c in calls if (c["event_id"], None) not in stored and (c["event_id"], c["user"]) not in stored]
+    report.duplicates += len(calls) - len(fresh)
+    return fresh
+
+
 def _record(calls: list[dict[str, Any]], report: ImportReport) -> None:
     if not calls:
         return
     _resolve_users(calls)
-    for call, outcome in zip(calls, record_batch(calls), strict=True):
+    fresh = _not_stored_yet(calls, report)
+    for call, outcome in zip(fresh, record_batch(fresh), strict=True):
         if isinstance(outcome, InvalidUsage):  # absurd usage, say: this run is skipped, the import goes on
             logger.warning("LangSmith run %s not imported: %s", call["event_id"], outcome)
             report.rejected += 1

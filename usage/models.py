@@ -184,8 +184,14 @@ class AIUsageLog(models.Model):
             ("queue_ai_jobs", "Can queue AI analytics jobs (rollup, pricing sync)"),
         ]
         constraints = [
-            # A constraint rather than unique=True: the same guarantee without an extra LIKE index on Postgres.
-            models.UniqueConstraint(fields=["event_id"], name="usage_event_id_once"),
+            # An event id is an idempotency key of its user: never shared across users, so one user's id can
+            # neither swallow another user's call nor tell them which ids others used. Calls on nobody's behalf
+            # share one scope of their own (NULLs are distinct in the first constraint). event_id leads, so a
+            # lookup of an id across users (the LangSmith import's) uses the index too.
+            models.UniqueConstraint(fields=["event_id", "user"], name="usage_event_id_once_per_user"),
+            models.UniqueConstraint(
+                fields=["event_id"], condition=Q(user__isnull=True), name="usage_event_id_once_without_user"
+            ),
             models.CheckConstraint(
                 condition=Q(input_tokens__gte=0)
                 & Q(output_tokens__gte=0)
@@ -225,16 +231,25 @@ class AIUsageLog(models.Model):
 
 
 class UsageEventKey(models.Model):
-    """An event_id recorded once. Used only when the log table is partitioned by month (usage.partitioning), where
-    a unique index on the log itself would have to include the month."""
+    """An event id claimed once in its user's scope. Used only when the log table is partitioned by month
+    (usage.partitioning), where a unique index on the log itself would have to include the month."""
 
-    event_id = models.CharField(max_length=200, primary_key=True)
+    # "<user id>:<event id>", or "-:<event id>" for calls on nobody's behalf (see scoped_event_id).
+    scoped_id = models.CharField(max_length=220, primary_key=True)
 
     class Meta:
         verbose_name = "recorded event id"
 
     def __str__(self) -> str:
-        return self.event_id
+        return self.scoped_id
+
+
+def scoped_event_id(user_id: int | None, event_id: str | None) -> str | None:
+    """An event id as UsageEventKey holds it: prefixed with its user's id, so equal ids of two users differ.
+    usage.partitioning.SCOPED_EVENT_ID builds the same text in SQL."""
+    if event_id is None:
+        return None
+    return f"{'-' if user_id is None else user_id}:{event_id}"
 
 
 class UserSpendLimit(models.Model):

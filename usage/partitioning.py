@@ -6,8 +6,9 @@ hours, and deleting old months is a huge DELETE. Partitioned by month on occurre
 costs a few kilobytes per month where a b-tree costs gigabytes.
 
 What changes: PostgreSQL allows a unique index on a partitioned table only if it includes the partition key, so
-the log's "each event_id once" constraint moves to its own table (UsageEventKey). Writers claim the event id there
-in the same statement that inserts the log; a repeat finds the claim and stores nothing, exactly as before.
+the log's "each event_id once per user" constraints move to their own table (UsageEventKey, keyed by the event id
+scoped to its user). Writers claim the scoped id there in the same statement that inserts the log; a repeat by the
+same user finds the claim and stores nothing, exactly as before.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ logger = logging.getLogger(__name__)
 
 LOG_TABLE = AIUsageLog._meta.db_table
 KEY_TABLE = UsageEventKey._meta.db_table
-EVENT_ID_UNIQUE = "usage_event_id_once"
+# The log's unique constraints on event ids, which UsageEventKey replaces on a partitioned table (the first one is
+# the global constraint of databases migrated before 0010, which migrate's 0008 may convert).
+EVENT_ID_UNIQUE = ("usage_event_id_once", "usage_event_id_once_per_user", "usage_event_id_once_without_user")
+# models.scoped_event_id in SQL, over a row with user_id and event_id columns (NULL when event_id is NULL).
+SCOPED_EVENT_ID = "COALESCE({prefix}user_id::text, '-') || ':' || {prefix}event_id"
 TIME_BTREE = "usage_time"
 MONTHS_AHEAD = 3
 _partitioned: dict[str, bool] = {}
@@ -96,11 +101,11 @@ def ensure_partitions(first: date | None = None) -> int:
 
 
 def _index_definitions(cursor: CursorWrapper) -> list[str]:
-    """The log table's indexes as CREATE statements, but for its primary key, the event id constraint, and the
+    """The log table's indexes as CREATE statements, but for its primary key, the event id constraints, and the
     b-tree on occurred_at, which a BRIN index replaces."""
     cursor.execute(
-        "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname NOT IN (%s, %s, %s)",
-        [LOG_TABLE, f"{LOG_TABLE}_pkey", EVENT_ID_UNIQUE, TIME_BTREE],
+        "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname <> ALL(%s)",
+        [LOG_TABLE, [f"{LOG_TABLE}_pkey", *EVENT_ID_UNIQUE, TIME_BTREE]],
     )
     return [row[0] for row in cursor.fetchall()]
 
@@ -112,6 +117,15 @@ def _foreign_keys(cursor: CursorWrapper) -> list[str]:
         [LOG_TABLE],
     )
     return [f"ALTER TABLE {LOG_TABLE} ADD CONSTRAINT {name} {definition}" for name, definition in cursor.fetchall()]
+
+
+def claim_event_ids(cursor: CursorWrapper) -> None:
+    """Fill UsageEventKey with the scoped event id of every log (the logs' ids are unique per user already).
+    The table's one column is filled by position: migrate's 0008 runs this before 0010 has renamed it."""
+    cursor.execute(
+        f"INSERT INTO {KEY_TABLE} SELECT {SCOPED_EVENT_ID.format(prefix='')} FROM {LOG_TABLE} "
+        "WHERE event_id IS NOT NULL"
+    )
 
 
 def partition_log_table() -> bool:
@@ -128,9 +142,7 @@ def partition_log_table() -> bool:
             "PARTITION BY RANGE (occurred_at)"
         )
         cursor.execute(f"CREATE TABLE {LOG_TABLE}_default PARTITION OF {staging} DEFAULT")
-        cursor.execute(
-            f"INSERT INTO {KEY_TABLE} (event_id) SELECT event_id FROM {LOG_TABLE} WHERE event_id IS NOT NULL"
-        )
+        claim_event_ids(cursor)
         cursor.execute(f"SELECT MIN(occurred_at), COALESCE(MAX(id), 0) FROM {LOG_TABLE}")
         earliest, last_id = cursor.fetchone()
         cursor.execute(f"ALTER TABLE {staging} RENAME TO {LOG_TABLE}_new")

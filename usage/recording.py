@@ -17,20 +17,24 @@ from usage import budgets, periods, validation
 from usage.db import database_available, fetch_one
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
-from usage.models import AIProviderPricing, AIUsageLog, CallStatus, UsageEventKey, UserDailySpend
+from usage.models import AIProviderPricing, AIUsageLog, CallStatus, UsageEventKey, UserDailySpend, scoped_event_id
 from usage.partitioning import log_table_partitioned
 from usage.pricing import TokenCounts, price_call
 
 LOG_TABLE = AIUsageLog._meta.db_table
 SPEND_TABLE = UserDailySpend._meta.db_table
 LOG_FIELDS = [f for f in AIUsageLog._meta.concrete_fields if not f.primary_key]
-# A repeated event_id inserts nothing and returns no id: the duplicate is reported, never stored twice.
-INSERT_LOG = f"""
+# An event_id its user (or the no-user scope) recorded before inserts nothing and returns no id: the duplicate is
+# reported, never stored twice. The conflict target is the unique constraint of the call's scope (naming it spares
+# PostgreSQL a check of every other unique index, the primary key's included, on each insert).
+_INSERT_LOG = f"""
     INSERT INTO {LOG_TABLE} ({", ".join(str(f.column) for f in LOG_FIELDS)})
     VALUES ({", ".join(["%s"] * len(LOG_FIELDS))})
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT {{target}} DO NOTHING
     RETURNING id
 """
+INSERT_USER_LOG = _INSERT_LOG.format(target="(event_id, user_id)")
+INSERT_LOG_WITHOUT_USER = _INSERT_LOG.format(target="(event_id) WHERE user_id IS NULL")
 # One atomic increment: concurrent writers for the same user and day never lose each other's cost.
 UPSERT_SPEND = f"""
     INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests)
@@ -58,12 +62,13 @@ SPEND_OF_DAY = f"{_ADD_SPEND} SELECT log.id, spend.cost FROM log CROSS JOIN spen
 
 @cache
 def _claim_and_insert_log() -> str:
-    """The log insert when the table is partitioned by month (usage.partitioning): the event id is claimed in its
-    own table in the same statement, and the log is written only if the claim succeeded (or there is no id)."""
+    """The log insert when the table is partitioned by month (usage.partitioning): the event id, scoped to its
+    user, is claimed in its own table in the same statement, and the log is written only if the claim succeeded
+    (or there is no id)."""
     typed_values = ", ".join(f"%s::{f.db_type(connection)}" for f in LOG_FIELDS)
     return f"""
     claim AS (
-        INSERT INTO {UsageEventKey._meta.db_table} (event_id) SELECT %s::varchar WHERE %s::varchar IS NOT NULL
+        INSERT INTO {UsageEventKey._meta.db_table} (scoped_id) SELECT %s::varchar WHERE %s::varchar IS NOT NULL
         ON CONFLICT DO NOTHING RETURNING 1
     ),
     log AS (
@@ -73,12 +78,16 @@ def _claim_and_insert_log() -> str:
     )"""
 
 
+def _insert_log(log: AIUsageLog) -> str:
+    return INSERT_LOG_WITHOUT_USER if log.user_id is None else INSERT_USER_LOG
+
+
 @cache
-def _statement_text(then: str, partitioned: bool) -> str:
+def _statement_text(then: str, partitioned: bool, insert_log: str) -> str:
     """Built once per process: formatting the full text on every call cost more than some of the work it does."""
     if partitioned:
         return f"WITH {_claim_and_insert_log()} {then}"
-    return f"WITH log AS ({INSERT_LOG}) {then}"
+    return f"WITH log AS ({insert_log}) {then}"
 
 
 def _log_statement(log: AIUsageLog, then: str, db: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
@@ -86,8 +95,9 @@ def _log_statement(log: AIUsageLog, then: str, db: BaseDatabaseWrapper) -> tuple
     the parameters of the log part."""
     values = _log_values(log, db)
     if log_table_partitioned(db):
-        return _statement_text(then, True), [log.event_id, log.event_id, *values, log.event_id]
-    return _statement_text(then, False), values
+        key = scoped_event_id(log.user_id, log.event_id)
+        return _statement_text(then, True, ""), [key, key, *values, key]
+    return _statement_text(then, False, _insert_log(log)), values
 
 
 @dataclass(frozen=True)
@@ -213,7 +223,7 @@ def _insert(log: AIUsageLog, day: date, check: budgets.BudgetCheck | None) -> _I
         if db.vendor == "postgresql":
             row = fetch_one(*_log_statement(log, "SELECT id FROM log", db), db)
         else:
-            row = fetch_one(INSERT_LOG, _log_values(log, db), db)
+            row = fetch_one(_insert_log(log), _log_values(log, db), db)
         if row is None or log.user_id is None:
             return None if row is None else _Inserted(int(row[0]), None)
         with db.cursor() as cursor:

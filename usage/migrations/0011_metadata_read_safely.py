@@ -8,7 +8,7 @@ import usage.models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("usage", "0009_permission_model")]
+    dependencies = [("usage", "0010_event_ids_per_user")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
