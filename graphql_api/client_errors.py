@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +33,10 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
+from graphql_api.permissions import should_mask_error
 from graphql_api.scalars import ScalarValueError
+
+logger = logging.getLogger(__name__)
 
 SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 MULTIPLE_OPERATIONS = "Must provide operation name if query contains multiple operations."
@@ -44,7 +48,13 @@ class Schema(strawberry.Schema):
         if not settings.DEBUG:
             for error in errors:
                 error.message = SUGGESTION.sub("", error.message)
-        super().process_errors(errors, execution_context)
+        # A refusal the caller is shown (permission, argument, validation) is one line in the log; only the
+        # unexpected errors, masked for the caller, keep their traceback.
+        for error in errors:
+            if not should_mask_error(error):
+                where = f" at {'.'.join(map(str, error.path))}" if error.path else ""
+                logger.info("GraphQL request refused%s: %s", where, error.message)
+        super().process_errors([error for error in errors if should_mask_error(error)], execution_context)
 
 
 class ClientMistakes(SchemaExtension):

@@ -507,3 +507,16 @@ def test_a_stale_session_cookie_is_no_credential(db: None) -> None:
 def test_a_rollup_of_days_no_call_can_have_is_refused_by_name(root: Any) -> None:
     answer = post_graphql(client_of(root), 'mutation { runRollup(start: "0001-01-01", end: "9999-12-31") { taskId } }')
     assert (answer["data"], messages(answer)) == (None, ["start: 0001-01-01 is outside 1999-12-31 to 2100-01-01"])
+
+
+def test_a_refusal_is_one_log_line_without_a_traceback(alice: Any, caplog: Any) -> None:
+    with caplog.at_level("INFO"):
+        for query in ("{ topUsers { source } }", "{ usage(range: {days: 0}) { start } }"):
+            assert post_graphql(client_of(alice), query)["data"] is None
+    refusals = [r for r in caplog.records if r.name == "graphql_api.client_errors"]
+    assert sorted(r.getMessage() for r in refusals) == [
+        "GraphQL request refused at topUsers: topUsers needs the usage.view_ai_analytics permission (to read "
+        "every user's usage)",
+        "GraphQL request refused at usage: range.days: must be between 1 and 3660, got 0",
+    ]
+    assert [r for r in caplog.records if r.exc_info or r.name.startswith("strawberry")] == []
