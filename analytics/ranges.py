@@ -15,7 +15,6 @@ from usage.models import AIUsageLog
 from usage.validation import EARLIEST_INSTANT, LATEST_INSTANT, InvalidUsage
 
 PERIODS = ("today", "yesterday", "week", "month", "year", "all")
-MAX_DAYS = 3660
 # The reporting days that can hold a stored call in some time zone (calls outside usage.validation's instants are
 # refused). Dates beyond them hold nothing, and near year 1 or 9999 a zone's midnight is not even a datetime.
 FIRST_DAY = (EARLIEST_INSTANT - timedelta(days=1)).date()
@@ -72,12 +71,12 @@ def resolve(
         first, last = start or today, end or today
         if last < first:
             raise InvalidUsage("end", f"{last} is before start {first}")
-        if (last - first).days >= MAX_DAYS:
-            raise InvalidUsage("start", f"a range may span at most {MAX_DAYS} days")
+        if (last - first).days >= periods.MAX_REPORT_DAYS:
+            raise InvalidUsage("start", f"a range may span at most {periods.MAX_REPORT_DAYS} days")
         return ReportRange(first, last, zone)
     if days is not None:
-        if not 1 <= days <= MAX_DAYS:
-            raise InvalidUsage("days", f"must be between 1 and {MAX_DAYS}, got {days}")
+        if not 1 <= days <= periods.MAX_REPORT_DAYS:
+            raise InvalidUsage("days", f"must be between 1 and {periods.MAX_REPORT_DAYS}, got {days}")
         return ReportRange(today - timedelta(days=days - 1), today, zone)
     return _named(period or "week", today, zone, user_ids)
 

@@ -14,17 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from graphql import ExecutionResult, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
-from analytics.ranges import MAX_DAYS
-from graphql_api.operation import RootField, operation_of, read_operation
+from graphql_api.operation import Operation, RootField, operation_of, read_operation
 from usage import periods
 
+COSTS = "_limits_costs"  # where an execution keeps its estimate
 DAY_COST = {"daily summaries": 1, "hourly buckets": 24, "log pages": 10, "raw logs": 100}
 TAIL_COST = 5  # the logs written since the last rollup: about an hour of logs
 SLICES_READ = {
@@ -74,7 +75,7 @@ def _zone(name: Any) -> ZoneInfo | None:
 
 
 def _clamped(days: int) -> int:
-    return min(max(days, 1), MAX_DAYS)
+    return min(max(days, 1), periods.MAX_REPORT_DAYS)
 
 
 def range_days(value: dict[str, Any], zone: ZoneInfo, default_days: int = 7) -> tuple[int, bool]:
@@ -89,7 +90,7 @@ def range_days(value: dict[str, Any], zone: ZoneInfo, default_days: int = 7) -> 
     period = str(value.get("period") or "").upper()
     named = {"TODAY": 1, "YESTERDAY": 1, "WEEK": 7, "MONTH": today.day, "YEAR": today.timetuple().tm_yday}
     if period == "ALL":
-        return MAX_DAYS, True
+        return periods.MAX_REPORT_DAYS, True
     return named.get(period, default_days), period != "YESTERDAY"
 
 
@@ -151,6 +152,13 @@ def operation_costs(fields: list[RootField]) -> Iterator[FieldCost]:
             yield cost
 
 
+def costs_of(context: ExecutionContext, operation: Operation) -> list[FieldCost]:
+    """The operation's field costs, estimated once per execution: the rate limits and the budget both ask."""
+    if COSTS not in context.__dict__:
+        context.__dict__[COSTS] = list(operation_costs(operation.fields))
+    return cast("list[FieldCost]", context.__dict__[COSTS])
+
+
 def query_cost(query: str, variables: dict[str, Any] | None = None) -> int:
     """The estimated cost of a query text (for tests and benchmarks)."""
     operation = read_operation(parse(query), variables)
@@ -176,7 +184,7 @@ class QueryCostBudget(SchemaExtension):
         operation = operation_of(context) if context.result is None else None
         if operation is not None:
             budget = settings.GRAPHQL_MAX_COST
-            refusal = over_budget_message(list(operation_costs(operation.fields)), budget)
+            refusal = over_budget_message(costs_of(context, operation), budget)
             if refusal is not None:
                 error = GraphQLError(refusal, extensions={"code": "QUERY_TOO_COSTLY", "budget": budget})
                 context.result = ExecutionResult(data=None, errors=[error])

@@ -25,7 +25,7 @@ from django.conf import settings
 from graphql import ExecutionResult, GraphQLError, OperationType
 from strawberry.extensions import SchemaExtension
 
-from graphql_api.cost import operation_costs
+from graphql_api.cost import costs_of
 from graphql_api.ingest import MAX_EVENTS
 from graphql_api.operation import Operation, operation_of
 
@@ -153,8 +153,8 @@ def events_sent(operation: Operation) -> int:
     return total
 
 
-def _allowances(request: Any, operation: Operation) -> Iterator[tuple[str, int, int, str]]:
-    """(key, amount, limit, what) for each allowance this request uses."""
+def _allowances(request: Any, operation: Operation, units: int) -> Iterator[tuple[str, int, int, str]]:
+    """(key, amount, limit, what) for each allowance this request uses; `units` is the operation's estimated cost."""
     caller, who = caller_of(request)
     window = settings.API_RATE_LIMIT_WINDOW_SECONDS
     if caller.startswith("ip:"):
@@ -167,7 +167,6 @@ def _allowances(request: Any, operation: Operation) -> Iterator[tuple[str, int, 
         yield f"reads:{caller}", 1, settings.API_RATE_LIMIT_READS, f"requests per {window} s for {who}"
     # Requests that each fit the cost budget can still, one after another, keep every worker busy: their
     # estimated work is rationed too. An operation over the budget is refused by the budget itself, unrun.
-    units = sum(cost.units for cost in operation_costs(operation.fields))
     if 0 < units <= settings.GRAPHQL_MAX_COST:
         yield f"cost:{caller}", units, settings.API_RATE_LIMIT_COST, f"query cost units per {window} s for {who}"
 
@@ -180,10 +179,10 @@ def too_many_events(operation: Operation) -> str | None:
     return f"recordUsage: at most {MAX_EVENTS:,} events per request (over all aliases), got {events:,}"
 
 
-def refusal(request: Any, operation: Operation) -> tuple[str, int] | None:
+def refusal(request: Any, operation: Operation, units: int) -> tuple[str, int] | None:
     """The message and Retry-After seconds when the request is over a limit, else None."""
     window = settings.API_RATE_LIMIT_WINDOW_SECONDS
-    for key, amount, limit, what in _allowances(request, operation):
+    for key, amount, limit, what in _allowances(request, operation, units):
         verdict = take(key, amount, limit, window)
         if not verdict.allowed:
             asked = f" (this request: {amount:,})" if amount > 1 else ""
@@ -201,7 +200,7 @@ class RateLimits(SchemaExtension):
         if operation is not None and (message := too_many_events(operation)):
             context.result = ExecutionResult(data=None, errors=[GraphQLError(message)])
         elif operation is not None:
-            refused = refusal(request, operation)
+            refused = refusal(request, operation, sum(cost.units for cost in costs_of(context, operation)))
             if refused is not None:
                 message, retry_after = refused
                 error = GraphQLError(message, extensions={"code": "RATE_LIMITED", "retryAfter": retry_after})

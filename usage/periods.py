@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
+MAX_REPORT_DAYS = 3660  # ten years: the longest span of a report, a CAU window or a cost estimate
+
 
 def reporting_zone_name() -> str:
     return str(settings.ANALYTICS_TIME_ZONE)

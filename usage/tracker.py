@@ -23,7 +23,7 @@ from typing import Any
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
-from usage import budgets, validation
+from usage import budgets, periods, validation
 from usage.adapters import tokens_from_response
 from usage.db import DatabaseUnavailable
 from usage.models import AIUsageLog, CallStatus
@@ -34,7 +34,6 @@ from usage.validation import InvalidUsage
 __all__ = ["AIUsageTracker", "BudgetExceeded", "DatabaseUnavailable", "InvalidUsage", "RecordResult", "record_usage"]
 
 logger = logging.getLogger(__name__)
-MAX_CAU_DAYS = 3660  # as many days as a report may span (analytics.ranges.MAX_DAYS)
 
 
 class BudgetExceeded(Exception):
@@ -210,8 +209,8 @@ class AIUsageTracker:
             return budgets.cost_per_active_user(start_date, end_date)
         if isinstance(days, bool) or not isinstance(days, int) or days < 1:
             raise InvalidUsage("days", f"must be a whole number of at least 1, got {days!r}")
-        if days > MAX_CAU_DAYS:
-            raise InvalidUsage("days", f"must be at most {MAX_CAU_DAYS} (ten years), got {days}")
+        if days > periods.MAX_REPORT_DAYS:
+            raise InvalidUsage("days", f"must be at most {periods.MAX_REPORT_DAYS} (ten years), got {days}")
         return budgets.cost_per_active_user(*budgets.window(days))
 
 
