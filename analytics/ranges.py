@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -42,6 +43,30 @@ class ReportRange:
     def previous(self) -> ReportRange:
         """The range of equal length just before this one (for comparisons)."""
         return ReportRange(self.first - timedelta(days=self.days), self.first - timedelta(days=1), self.zone)
+
+    def previous_calendar_period(self, yearly: bool = False) -> ReportRange:
+        """The same days one calendar period earlier: a year when `yearly` or for ranges longer than a month,
+        otherwise a month (Dec 1-4 against Nov 1-4). A day the earlier month lacks becomes its last day."""
+        months = 12 if yearly or self.days > 31 else 1
+        return ReportRange(_months_before(self.first, months), _months_before(self.last, months), self.zone)
+
+    @property
+    def label(self) -> str:
+        """The days for people: "Nov 27 - Nov 30, 2026", "Dec 28, 2025 - Jan 3, 2026" or "Dec 4, 2026" (with an en
+        dash)."""
+        last = f"{self.last:%b} {self.last.day}, {self.last.year}"
+        if self.first == self.last:
+            return last
+        first = f"{self.first:%b} {self.first.day}" + (
+            "" if self.first.year == self.last.year else f", {self.first.year}"
+        )
+        return f"{first} \u2013 {last}"
+
+
+def _months_before(day: date, months: int) -> date:
+    month_index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(month_index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
 def zone_named(name: str | None) -> ZoneInfo:

@@ -11,8 +11,10 @@ import strawberry
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import Info
 
-from graphql_api.analytics import MAX_ROWS, Dimension, Granularity, MetricOrder, TimeRange, UsageSlice, usage_slice
 from graphql_api.schema import CONFIG
+from graphql_api.slices.inputs import Dimension, Granularity, MetricOrder, TimeRange
+from graphql_api.slices.reading import MAX_ROWS, usage_slice
+from graphql_api.slices.types import UsageSlice
 
 
 def prebuilt_timeline_schema() -> strawberry.Schema:
@@ -30,7 +32,7 @@ def prebuilt_timeline_schema() -> strawberry.Schema:
         ) -> UsageSlice:
             if "timeline" not in answers:
                 answers["timeline"] = usage_slice(
-                    info, range, None, group_by, granularity, MetricOrder.PERIOD, MAX_ROWS
+                    info, range, None, group_by, granularity, MetricOrder.PERIOD, MAX_ROWS, fill_gaps=True
                 )
             return answers["timeline"]
 
@@ -40,7 +42,7 @@ def prebuilt_timeline_schema() -> strawberry.Schema:
 def executor(query: str, staff: Any) -> Any:
     """A callable running `query` on the prebuilt schema as `staff`; the first run computes the answer."""
     schema = prebuilt_timeline_schema()
-    context = SimpleNamespace(request=SimpleNamespace(user=staff))
+    context = SimpleNamespace(request=SimpleNamespace(user=staff), user=staff, api_key=None)
 
     def run() -> Any:
         result = schema.execute_sync(query, context_value=context)

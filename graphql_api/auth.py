@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
-from usage.apikeys import user_for_key
+from usage.apikeys import key_for
 
 BAD_KEY = "Authorization: unknown, revoked or malformed API key (expected 'Bearer aik_...')"
 
@@ -30,9 +30,9 @@ class ApiKeyMiddleware:
             request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         if header is not None:
             scheme, _, token = header.partition(" ")
-            user = user_for_key(token.strip()) if scheme.lower() == "bearer" else None
-            if user is None:
+            key = key_for(token.strip()) if scheme.lower() == "bearer" else None
+            if key is None:
                 return JsonResponse({"errors": [{"message": BAD_KEY}]}, status=401)
-            request.user = user
+            request.user, request.api_key = key.user, key  # type: ignore[attr-defined]
             request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return self.get_response(request)

@@ -33,7 +33,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from graphql_api.permissions import should_mask_error
+from graphql_api.errors import should_mask_error
 from graphql_api.scalars import ScalarValueError
 
 logger = logging.getLogger(__name__)

@@ -1,51 +1,25 @@
-"""Field permissions (decided by usage.permissions, the one model the admin shares) and the errors the API shows as
-they are (everything else is masked)."""
+"""Field permissions, declared on each field and decided by usage.permissions (the one model the admin shares).
+A refusal is always an error naming the field and the permission it needs, never an empty answer; a caller without
+valid credentials is answered HTTP 401."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from graphql import GraphQLError
 from strawberry.permission import BasePermission
-from strawberry.types import Info
 
+from graphql_api.context import Info
+from graphql_api.errors import NotAuthenticatedError, PermissionDeniedError
 from usage.permissions import AUTHENTICATION_REQUIRED, Action, may, refusal, signed_in
-from usage.validation import InvalidUsage
-
-
-class PermissionDeniedError(Exception):
-    """The caller may not do this. Shown to the caller; never turned into an empty answer."""
-
-
-class BadArgumentError(Exception):
-    """An argument is wrong; the message names it and the problem."""
-
-    def __init__(self, argument: str, problem: str) -> None:
-        super().__init__(f"{argument}: {problem}")
-
-
-class ServiceUnavailableError(Exception):
-    """A dependency (the database) is down; the message says what was not done, without internal addresses."""
-
-
-VISIBLE_ERRORS = (PermissionDeniedError, BadArgumentError, InvalidUsage, ServiceUnavailableError)
-
-
-def should_mask_error(error: GraphQLError) -> bool:
-    """Validation errors (no original error) and our own refusals are shown; anything unexpected is masked."""
-    original = error.original_error
-    # GraphQL's own refusals (a variable of the wrong type or null where a value is required) name the path.
-    return original is not None and not isinstance(original, (*VISIBLE_ERRORS, GraphQLError))
 
 
 class Needs(BasePermission):
-    """A field's permission: the action it takes, as usage.permissions decides. A refusal is an error naming the
-    field and the permission it needs, never an empty answer."""
+    """A field's permission: the action it takes, as usage.permissions decides."""
 
     action: ClassVar[Action]
 
-    def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
-        user = info.context.request.user
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        user = current_user(info)
         if not may(user, self.action):
             raise PermissionDeniedError(refusal(user, self.action, info.field_name))
         return True
@@ -67,10 +41,12 @@ class QueuesJobs(Needs):
     action = Action.QUEUE_JOBS
 
 
-def current_user(info: Info[Any, Any]) -> Any:
-    user = info.context.request.user
+def current_user(info: Info) -> Any:
+    """The signed-in caller, or a 401 authentication error."""
+    user = info.context.user
     if not signed_in(user):
-        raise PermissionDeniedError(AUTHENTICATION_REQUIRED)
+        info.context.response.status_code = 401
+        raise NotAuthenticatedError(AUTHENTICATION_REQUIRED)
     return user
 
 

@@ -1,14 +1,42 @@
-"""Scalars with exact wire formats: money as a plain decimal string, big counts as digit strings."""
+"""Scalars with exact wire formats: money and other decimals in one canonical string form, big counts as digit
+strings."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NewType
 
 import strawberry
 
 BigInt = NewType("BigInt", int)
+Money = NewType("Money", Decimal)
 Count = NewType("Count", object)
+
+
+def canonical_decimal(value: Decimal) -> str:
+    """The one wire form of every amount: exact, plain digits, no exponent, no trailing zeros ("100", "0.0491605",
+    "0"), so equal amounts are equal strings whatever scale they were stored or summed at."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+@dataclass(frozen=True)
+class UnreadableAmount:
+    """An amount argument that is not a finite decimal number, kept so the resolver can refuse it by name after
+    the caller's permission is checked (a caller without it gets the permission error whatever they send)."""
+
+    raw: object
+    problem: str
+
+
+def _amount(value: Any) -> Decimal | UnreadableAmount:
+    try:
+        return _finite_decimal(value)
+    except ScalarValueError as exc:
+        return UnreadableAmount(value, str(exc))
 
 
 class ScalarValueError(ValueError):
@@ -41,11 +69,19 @@ def _finite_decimal(value: Any) -> Decimal:
 
 
 SCALAR_MAP: dict[object, Any] = {
-    # Money leaves the API as a plain decimal string ("0.000150"), never "1.5E-4" and never a float.
+    Money: strawberry.scalar(
+        name="Money",
+        description=(
+            "An exact amount of US dollars as a string: plain digits, no exponent, no trailing zeros "
+            '("100", "0.0491605312", "0"). Sent as a string or a number; never rounded.'
+        ),
+        serialize=canonical_decimal,
+        parse_value=_amount,
+    ),
     Decimal: strawberry.scalar(
         name="Decimal",
-        description="An exact decimal number, serialised as a plain string such as 0.000150.",
-        serialize=lambda value: format(value, "f"),
+        description="An exact decimal number (a rate or a percentage) in the same form as Money.",
+        serialize=canonical_decimal,
         parse_value=_finite_decimal,
     ),
     BigInt: strawberry.scalar(

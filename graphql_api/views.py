@@ -7,9 +7,10 @@ from typing import Any, NoReturn
 from cross_web import HTTPException
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from strawberry.django.views import GraphQLView
 
+from graphql_api.context import Context
 from graphql_api.schema import schema
 from project.middleware import graphql_error_response
 
@@ -50,7 +51,7 @@ def decode_request_json(data: str | bytes) -> object:
     return value
 
 
-class ApiView(GraphQLView):
+class ApiView(GraphQLView[Context, None]):
     """The endpoint: GraphiQL in a browser while DEBUG is on (read per request, so a settings change applies).
     A request that cannot be read is answered 400 with a JSON error, never a 500."""
 
@@ -63,6 +64,9 @@ class ApiView(GraphQLView):
         except RequestDataTooBig:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return graphql_error_response(f"The request body is larger than {limit:,} bytes; send fewer events", 413)
+
+    def get_context(self, request: HttpRequest, response: HttpResponse) -> Context:
+        return Context.of(request, response)
 
     def parse_http_body(self, request: Any) -> Any:
         try:

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from graphql_api.ratelimit import forget_counts
+from graphql_api.limits.ratelimit import forget_counts
 from usage.budgets import limit_cache
 from usage.catalog import load_catalog, sync_catalog
 from usage.models import AIProviderPricing, PriceSource

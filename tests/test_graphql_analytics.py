@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -156,12 +156,31 @@ def raw_timeline(zone: ZoneInfo, granularity: str) -> dict[tuple[str, str], tupl
 
 
 def timeline_answer(answer: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """The rows with calls (the zero rows that fill the gaps are checked by `periods_shown`)."""
     return {
         (row["period"][:10], row["provider"]): (
             row["metrics"]["requests"], row["metrics"]["failedRequests"], Decimal(row["metrics"]["cost"]),
             int(row["metrics"]["inputTokens"]), row["metrics"]["unpricedRequests"])
-        for row in answer["rows"]
+        for row in answer["rows"] if row["metrics"]["requests"]
     }  # fmt: skip
+
+
+def periods_shown(answer: dict[str, Any]) -> dict[str, list[str]]:
+    """Each provider's periods, in the order shown."""
+    shown: dict[str, list[str]] = defaultdict(list)
+    for row in answer["rows"]:
+        shown[row["provider"]].append(row["period"][:10])
+    return dict(shown)
+
+
+def every_period(first: date, last: date, granularity: str) -> list[str]:
+    starts = {
+        "DAY": lambda d: d,
+        "WEEK": lambda d: d - timedelta(days=d.weekday()),
+        "MONTH": lambda d: d.replace(day=1),
+    }
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return sorted({starts[granularity](day).isoformat() for day in days})
 
 
 def raw_top_users() -> list[tuple[str, int, Decimal]]:
@@ -192,6 +211,9 @@ def test_reporting_zone_slices_read_the_daily_summaries_and_equal_the_logs(
         answer = gql(client, TIMELINE, variables)["data"]["costTimeline"]
     assert answer["source"] == "summaries+logs"  # daily rows for settled days, hours and logs for the rest
     assert timeline_answer(answer) == raw_timeline(zone, granularity)
+    days = whole_range("America/New_York")
+    periods = every_period(date.fromisoformat(days["start"]), date.fromisoformat(days["end"]), granularity)
+    assert periods_shown(answer) == {provider: periods for provider in {p for _, p in raw_timeline(zone, granularity)}}
     assert read_tables(timeline_queries) >= {"analytics_dailyusagesummary", "analytics_usagehourlybucket"}
     with CaptureQueriesContext(connection) as top_queries:
         top = gql(client, TOP_USERS, {"range": whole_range("America/New_York")})["data"]["topUsers"]

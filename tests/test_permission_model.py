@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from usage.apikeys import create_api_key
 from usage.models import AIUsageLog, SpendAlert, UserSpendLimit
+from usage.permissions import AUTHENTICATION_REQUIRED
 from usage.recording import record_usage
 
 # The live server reads the database from its own thread, so each test commits; serialized_rollback restores what
@@ -116,7 +117,8 @@ def api(base: str, people: dict[str, Any], role: str) -> requests.Session:
 
 def graphql(session: requests.Session, base: str, text: str, variables: dict[str, Any] | None = None) -> Any:
     response = session.post(f"{base}/graphql/", json={"query": text, "variables": variables or {}}, timeout=30)
-    assert response.status_code == 200, response.text
+    unauthenticated = any(e["message"] == AUTHENTICATION_REQUIRED for e in response.json().get("errors", []))
+    assert response.status_code == (401 if unauthenticated else 200), response.text
     return response.json()
 
 

@@ -28,8 +28,9 @@ def create_api_key(user: Any, name: str) -> tuple[ApiKey, str]:
     return key, raw
 
 
-def user_for_key(raw: str) -> Any | None:
-    """The active user a key belongs to, or None for an unknown, revoked or malformed key or an inactive user."""
+def key_for(raw: str) -> ApiKey | None:
+    """The key (with its active user loaded), or None for an unknown, revoked or malformed key or an inactive
+    user."""
     if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
     key = ApiKey.objects.select_related("user").filter(key_hash=hash_key(raw), revoked_at__isnull=True).first()
@@ -38,7 +39,7 @@ def user_for_key(raw: str) -> Any | None:
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > TOUCH_EVERY:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key.user
+    return key
 
 
 def revoke(keys: Any) -> int:

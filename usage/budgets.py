@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Context, Decimal
@@ -18,6 +19,7 @@ from django.db.models import Count, Q, Sum
 from usage import periods
 from usage.db import database_available, fetch_one
 from usage.models import UserDailySpend, UserSpendLimit
+from usage.validation import InvalidUsage
 
 WARNING_PERCENT = Decimal(80)
 EXCEEDED_PERCENT = Decimal(100)
@@ -116,6 +118,31 @@ class _LimitCache:
 
 
 limit_cache = _LimitCache()
+CENT = Decimal("0.01")
+LARGEST_LIMIT = Decimal("1e12")  # limit columns hold 12 digits before the point
+
+
+def set_spend_limits(user_id: int, changes: Mapping[str, Decimal | None]) -> Any:
+    """Set a user's `daily_limit` and/or `monthly_limit` (None: back to the default from settings); a limit not
+    named is left as it is. A value that cannot be stored exactly is refused (InvalidUsage naming it), never
+    rounded into another amount."""
+    for field, value in changes.items():
+        _check_limit(field, value)
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        raise InvalidUsage("user_id", f"no user with id {user_id}")
+    UserSpendLimit.objects.update_or_create(user=user, defaults=changes)
+    limit_cache.clear()
+    return user
+
+
+def _check_limit(field: str, value: Decimal | None) -> None:
+    if value is None:
+        return
+    if not value.is_finite() or value < 0 or value >= LARGEST_LIMIT:
+        raise InvalidUsage(field, f"must be a non-negative amount below 1e12, got {value}")
+    if value != value.quantize(CENT):
+        raise InvalidUsage(field, f"{value} has more than 2 decimal places; limits are stored in whole cents")
 
 
 def user_limits(user_id: int) -> tuple[Decimal, Decimal]:
@@ -226,11 +253,11 @@ def _month_totals(day: date) -> dict[int, tuple[Decimal, Decimal, int]]:
 
 
 def every_user_spend(
-    status: str | None = None, search: str | None = None, order: str = "percent"
+    statuses: Collection[str] = (), search: str | None = None, order: str = "percent"
 ) -> list[UserSpendRow]:
-    """Every active user (no cap) with today's and this month's spend, filtered by status (OK, WARNING,
-    EXCEEDED) and a username/email search, ordered by `order` (a key of SPEND_ORDERINGS; the default puts the
-    users closest to or over their limits first)."""
+    """Every active user (no cap) with today's and this month's spend, filtered by statuses (any of OK, WARNING,
+    EXCEEDED; none: all) and a username/email search, ordered by `order` (a key of SPEND_ORDERINGS; the default
+    puts the users closest to or over their limits first)."""
     day = periods.today()
     totals = _month_totals(day)
     users = get_user_model().objects.filter(is_active=True).order_by("pk").values_list("pk", "username", "email")
@@ -239,7 +266,7 @@ def every_user_spend(
     rows = []
     for user_id, username, email in users.iterator(chunk_size=2000):
         spend = user_spend(user_id, day, user_limits(user_id), totals.get(user_id, (ZERO, ZERO, 0)))
-        if status is None or spend.status.value == status:
+        if not statuses or spend.status.value in statuses:
             rows.append(UserSpendRow(user_id, username, email or "", spend))
     rows.sort(key=SPEND_ORDERINGS[order])
     return rows

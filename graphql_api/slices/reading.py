@@ -1,119 +1,26 @@
-"""Analytics queries: the flexible `usage` slice and the named queries built on it."""
+"""Reading a slice for the API: the caller's scope and range, the measures the query selects, rows in order."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
-from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 import strawberry
-from strawberry.types import Info
 
 from analytics.ranges import ReportRange, resolve
 from analytics.slices import Measures, SliceFilter, SliceQuery, SliceResult, SliceRow
-from graphql_api.permissions import BadArgumentError, PermissionDeniedError, current_user, sees_everyone
-from graphql_api.scalars import BigInt
+from analytics.timelines import filled, period_starts, row_count
+from graphql_api.context import Info
+from graphql_api.errors import BadArgumentError, PermissionDeniedError
+from graphql_api.permissions import current_user, sees_everyone
+from graphql_api.scalars import BigInt, Money
+from graphql_api.slices.inputs import Dimension, Granularity, MetricOrder, TimeRange, UsageFilter
+from graphql_api.slices.types import Metrics, UsageRow, UsageSlice
+from graphql_api.users import users_by_id
 from usage.permissions import Action, refusal
 from usage.validation import InvalidUsage, parse_id
 
 MAX_ROWS = 10_000
-
-
-@strawberry.enum
-class Period(Enum):
-    TODAY = "today"
-    YESTERDAY = "yesterday"
-    WEEK = "week"
-    MONTH = "month"
-    YEAR = "year"
-    ALL = "all"
-
-
-@strawberry.enum
-class Dimension(Enum):
-    PROVIDER = "provider"
-    MODEL = "model"
-    FEATURE = "feature"
-    USER = "user"
-    STATUS = "status"
-
-
-@strawberry.enum
-class Granularity(Enum):
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"
-    MONTH = "month"
-
-
-@strawberry.enum
-class MetricOrder(Enum):
-    PERIOD = "period"
-    COST = "cost"
-    REQUESTS = "requests"
-    TOKENS = "tokens"
-    ERRORS = "errors"
-
-
-@strawberry.input(description="Dates win over days, days over a period; nothing given means the last 7 days.")
-class TimeRange:
-    period: Period | None = None
-    days: int | None = None
-    start: date | None = None
-    end: date | None = strawberry.field(default=None, description="inclusive")
-    time_zone: str | None = strawberry.field(default=None, description="IANA name; default ANALYTICS_TIME_ZONE")
-
-
-@strawberry.input
-class UsageFilter:
-    providers: list[str] | None = None
-    models: list[str] | None = None
-    features: list[str] | None = None
-    user_ids: list[strawberry.ID] | None = None
-    statuses: list[str] | None = None
-    session_id: str | None = None
-
-
-@strawberry.type
-class Metrics:
-    requests: int
-    successful_requests: int
-    failed_requests: int
-    success_rate: Decimal | None = strawberry.field(description="0..1, null without requests")
-    error_rate: Decimal | None
-    input_tokens: BigInt
-    output_tokens: BigInt
-    cached_input_tokens: BigInt
-    reasoning_tokens: BigInt
-    total_tokens: BigInt
-    cost: Decimal
-    avg_cost_per_request: Decimal | None
-    avg_latency_ms: Decimal | None
-    active_users: int | None = strawberry.field(description="users with at least one call")
-    unpriced_requests: int
-
-
-@strawberry.type
-class UsageRow:
-    period: datetime | None
-    provider: str | None
-    model: str | None
-    feature: str | None
-    user_id: strawberry.ID | None
-    status: str | None
-    metrics: Metrics
-
-
-@strawberry.type
-class UsageSlice:
-    start: datetime
-    end: datetime
-    time_zone: str
-    source: str = strawberry.field(description="summaries, summaries+logs or logs")
-    totals: Metrics
-    rows: list[UsageRow]
 
 
 def metrics(m: Measures) -> Metrics:
@@ -129,25 +36,31 @@ def metrics(m: Measures) -> Metrics:
         cached_input_tokens=BigInt(m.cached_input_tokens),
         reasoning_tokens=BigInt(m.reasoning_tokens),
         total_tokens=BigInt(m.total_tokens),
-        cost=m.total_cost,
-        avg_cost_per_request=m.avg_cost_per_request,
+        cost=Money(m.total_cost),
+        avg_cost_per_request=None if m.avg_cost_per_request is None else Money(m.avg_cost_per_request),
         avg_latency_ms=m.avg_latency_ms,
         active_users=len(m.users),
         unpriced_requests=m.unpriced_requests,
     )
 
 
-def usage_row(row: SliceRow) -> UsageRow:
+def usage_rows(info: Info, rows: list[SliceRow]) -> list[UsageRow]:
+    """The API's rows, each with its user (loaded in one query) when the query asks for it."""
+    users = users_by_id(row.key.get("user") for row in rows) if selects(info, "user") else {}
+    return [usage_row(row, users) for row in rows]
+
+
+def usage_row(row: SliceRow, users: dict[int, Any]) -> UsageRow:
     key = row.key
     user = key.get("user")
     return UsageRow(
         period=key.get("period"), provider=key.get("provider"), model=key.get("model"), feature=key.get("feature"),
-        user_id=None if user is None else strawberry.ID(str(user)), status=key.get("status"),
-        metrics=metrics(row.measures),
+        user_id=None if user is None else strawberry.ID(str(user)), user=users.get(user) if user else None,
+        status=key.get("status"), metrics=metrics(row.measures),
     )  # fmt: skip
 
 
-def report_range(value: TimeRange | None, info: Info[Any, Any], argument: str | None = "range") -> ReportRange:
+def report_range(value: TimeRange | None, info: Info, argument: str | None = "range") -> ReportRange:
     """The reporting days of a TimeRange argument (errors name `argument.field`), as far as the caller may see:
     period ALL starts at the first call the caller can see."""
     value = value or TimeRange()
@@ -162,7 +75,7 @@ def report_range(value: TimeRange | None, info: Info[Any, Any], argument: str | 
         raise BadArgumentError(f"{argument}.{exc.field}" if argument else exc.field, exc.problem) from exc
 
 
-def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilter:
+def scoped_filter(info: Info, value: UsageFilter | None) -> SliceFilter:
     """The caller's filter, narrowed to their own usage unless they may see everyone's."""
     value = value or UsageFilter()
     user = current_user(info)
@@ -181,7 +94,7 @@ def scoped_filter(info: Info[Any, Any], value: UsageFilter | None) -> SliceFilte
     )  # fmt: skip
 
 
-def selects(info: Info[Any, Any], name: str) -> bool:
+def selects(info: Info, name: str) -> bool:
     """Whether the query asks for a field of this name anywhere below the current one."""
     return name in selected_names(info)
 
@@ -201,7 +114,7 @@ MEASURES_OF_ORDER = {
 }  # fmt: skip
 
 
-def selected_names(info: Info[Any, Any]) -> set[str]:
+def selected_names(info: Info) -> set[str]:
     """Every field name the query asks for below the current field (fragments included)."""
     names, pending = set(), list(info.selected_fields)
     while pending:
@@ -211,7 +124,7 @@ def selected_names(info: Info[Any, Any]) -> set[str]:
     return names
 
 
-def wanted_measures(info: Info[Any, Any], order_by: MetricOrder | None = None) -> frozenset[str]:
+def wanted_measures(info: Info, order_by: MetricOrder | None = None) -> frozenset[str]:
     """The stored measures this query reads, for its fields and its ordering."""
     names = selected_names(info)
     wanted = {measure for name in names for measure in MEASURES_OF_FIELD.get(name, ())}
@@ -234,7 +147,7 @@ def ordered(result: SliceResult, order_by: MetricOrder | None, granularity: Gran
     return sorted(rows, key=SORT_KEYS[order], reverse=True)
 
 
-def _ranking(info: Info[Any, Any], group_by: list[Dimension] | None, granularity: Granularity | None,
+def _ranking(info: Info, group_by: list[Dimension] | None, granularity: Granularity | None,
              order_by: MetricOrder | None, limit: int) -> tuple[tuple[str, ...], int] | None:  # fmt: skip
     """Users ranked by a measure with no totals asked for: the database may keep just the best `limit`."""
     if group_by != [Dimension.USER] or granularity or order_by in (None, MetricOrder.PERIOD) or selects(info, "totals"):
@@ -244,7 +157,7 @@ def _ranking(info: Info[Any, Any], group_by: list[Dimension] | None, granularity
 
 
 def usage_slice(
-    info: Info[Any, Any],
+    info: Info,
     range: TimeRange | None,
     filter: UsageFilter | None,
     group_by: list[Dimension] | None,
@@ -252,20 +165,41 @@ def usage_slice(
     order_by: MetricOrder | None,
     limit: int,
     named_users_only: bool = False,
+    fill_gaps: bool = False,
 ) -> UsageSlice:
     if not 1 <= limit <= MAX_ROWS:
         raise BadArgumentError("limit", f"must be between 1 and {MAX_ROWS}, got {limit}")
     window = report_range(range, info)
+    dimensions = tuple(d.value for d in group_by or ())
     query = SliceQuery(
-        start=window.start, end=window.end, zone=window.zone, group_by=tuple(d.value for d in group_by or ()),
+        start=window.start, end=window.end, zone=window.zone, group_by=dimensions,
         granularity=None if granularity is None else granularity.value,
         filters=replace(scoped_filter(info, filter), named_users_only=named_users_only),
         with_users=selects(info, "activeUsers"), measures=wanted_measures(info, order_by),
         top=_ranking(info, group_by, granularity, order_by, limit),
     )  # fmt: skip
     result = query.run()
-    rows = ordered(result, order_by, granularity)[:limit]
+    if fill_gaps and granularity is not None:
+        rows = filled_timeline(result, window, granularity, dimensions)[:limit]
+    else:
+        rows = ordered(result, order_by, granularity)[:limit]
     return UsageSlice(
         start=window.start, end=window.end, time_zone=window.zone.key, source=result.source,
-        totals=metrics(result.totals), rows=[usage_row(r) for r in rows],
+        totals=metrics(result.totals), rows=usage_rows(info, rows),
     )  # fmt: skip
+
+
+def filled_timeline(
+    result: SliceResult, window: ReportRange, granularity: Granularity, dimensions: tuple[str, ...]
+) -> list[SliceRow]:
+    """One row per period of the range and group, zeros included; refused when that is more rows than an answer
+    may hold."""
+    periods = period_starts(window.first, window.last, window.zone, granularity.value)
+    count = row_count(result, periods, dimensions)
+    if count > MAX_ROWS:
+        raise BadArgumentError(
+            "granularity",
+            f"{len(periods)} periods x {count // len(periods)} groups is {count} rows, more than {MAX_ROWS}; "
+            "choose a shorter range, a coarser granularity or fewer groups",
+        )
+    return filled(result, periods, dimensions)

@@ -11,7 +11,8 @@ from django.contrib.auth import get_user_model
 from strawberry.scalars import JSON
 from strawberry.utils.str_converters import to_camel_case
 
-from graphql_api.permissions import BadArgumentError, ServiceUnavailableError, records_for_others
+from graphql_api.errors import BadArgumentError, ServiceUnavailableError
+from graphql_api.permissions import records_for_others
 from graphql_api.scalars import Count
 from usage.batch import record_batch
 from usage.db import DatabaseUnavailable, database_available

@@ -22,7 +22,7 @@ from graphql import ExecutionResult, GraphQLError, parse
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from graphql_api.operation import Operation, RootField, operation_of, read_operation
+from graphql_api.limits.operation import Operation, RootField, operation_of, read_operation
 from usage import periods
 
 COSTS = "_limits_costs"  # where an execution keeps its estimate

@@ -1,4 +1,4 @@
-"""Spend status types and the staff list of every active user's spend."""
+"""Spend against limits: a user's day and month, and the list of every active user's spend."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from django.contrib.auth import get_user_model
 
+from graphql_api.scalars import Money
+from graphql_api.users import UserType, as_user_type
 from usage.budgets import PeriodSpend, UserSpend, UserSpendRow, every_user_spend
 
 
@@ -21,9 +24,9 @@ class SpendStatusEnum(Enum):
 
 @strawberry.type
 class PeriodSpendType:
-    spend: Decimal
-    limit: Decimal
-    remaining: Decimal
+    spend: Money
+    limit: Money
+    remaining: Money
     percent: Decimal | None = strawberry.field(description="spend as a percentage of the limit; null for a 0 limit")
     status: SpendStatusEnum
 
@@ -31,6 +34,7 @@ class PeriodSpendType:
 @strawberry.type
 class UserSpendType:
     user_id: strawberry.ID
+    user: UserType
     username: str
     email: str
     day: date
@@ -48,7 +52,7 @@ class UserSpendPage:
 
 def period_type(period: PeriodSpend) -> PeriodSpendType:
     return PeriodSpendType(
-        spend=period.spend, limit=period.limit, remaining=period.remaining, percent=period.percent,
+        spend=Money(period.spend), limit=Money(period.limit), remaining=Money(period.remaining), percent=period.percent,
         status=SpendStatusEnum(period.status.value),
     )  # fmt: skip
 
@@ -56,6 +60,7 @@ def period_type(period: PeriodSpend) -> PeriodSpendType:
 def spend_type(user: Any, spend: UserSpend) -> UserSpendType:
     return UserSpendType(
         user_id=strawberry.ID(str(user.pk)),
+        user=as_user_type(user),
         username=user.get_username(),
         email=getattr(user, "email", "") or "",
         day=spend.day,
@@ -66,15 +71,21 @@ def spend_type(user: Any, spend: UserSpend) -> UserSpendType:
     )
 
 
-def all_user_spend(status: str | None, search: str | None) -> list[UserSpendType]:
-    """Every active user (no cap), most exceeded first, filtered by status and by a username/email search."""
-    return [_row_type(row) for row in every_user_spend(status, search)]
+def all_user_spend(statuses: list[SpendStatusEnum], search: str | None) -> list[UserSpendType]:
+    """Every active user (no cap), most exceeded first, filtered by statuses and by a username/email search."""
+    return [_row_type(row) for row in every_user_spend({status.value for status in statuses}, search)]
 
 
 def _row_type(row: UserSpendRow) -> UserSpendType:
     return UserSpendType(
-        user_id=strawberry.ID(str(row.user_id)), username=row.username, email=row.email, day=row.spend.day,
+        user_id=strawberry.ID(str(row.user_id)), user=_unsaved_user(row), username=row.username, email=row.email,
+        day=row.spend.day,
         daily=period_type(row.spend.daily), monthly=period_type(row.spend.monthly),
         status=SpendStatusEnum(row.spend.status.value),
         unpriced_requests_this_month=row.spend.unpriced_requests_this_month,
     )  # fmt: skip
+
+
+def _unsaved_user(row: UserSpendRow) -> UserType:
+    """The row's user as the User type, from what the row already read (no query per row)."""
+    return as_user_type(get_user_model()(pk=row.user_id, username=row.username, email=row.email))

@@ -25,9 +25,9 @@ from django.conf import settings
 from graphql import ExecutionResult, GraphQLError, OperationType
 from strawberry.extensions import SchemaExtension
 
-from graphql_api.cost import costs_of
-from graphql_api.ingest import MAX_EVENTS
-from graphql_api.operation import Operation, operation_of
+from graphql_api.limits.cost import costs_of
+from graphql_api.limits.operation import Operation, operation_of
+from graphql_api.usage_logs.ingest import MAX_EVENTS
 
 logger = logging.getLogger(__name__)
 
