@@ -5,14 +5,17 @@ formula (`=HYPERLINK(...)` leaks data, `+cmd|' /C calc'!A0` runs a program), so 
 quote and keeps the rest as it was. Every text cell is also written in double quotes, so a spreadsheet that splits
 on semicolons (as Excel does in many locales) never starts a new cell, and a formula with it, inside one
 (`x;=HYPERLINK(...)`). Only text is touched: the ids, token counts and amounts we write ourselves are numbers, not
-strings, and stay plain numbers.
+strings, and stay plain numbers; amounts in the API's canonical form (usage/money.py).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
+
+from usage.money import canonical
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -20,6 +23,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
+    if isinstance(value, Decimal):  # still a number (unquoted), written in the API's canonical form
+        return Decimal(canonical(value))
     return value
 
 

