@@ -247,7 +247,7 @@ def test_with_redis_down_requests_are_served_and_counted_in_the_process(
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
     settings.API_RATE_LIMIT_READS = 2
     key = api_key(alice)
-    with caplog.at_level(logging.WARNING, logger="graphql_api.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="graphql_api.limits.ratelimit"):
         answers = [post(Client(), USAGE, key=key) for _ in range(2)]
     assert [a.json() for a in answers] == [{"data": {"usage": {"totals": {"requests": 0}}}}] * 2
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["rate limits: Redis unavailable"]
