@@ -8,12 +8,14 @@ import logging
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from usage import budgets, periods, validation
-from usage.db import database_available
+from usage.db import database_available, fetch_all
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, UsageEventKey, UserDailySpend, scoped_event_id
@@ -23,23 +25,30 @@ from usage.validation import InvalidUsage
 
 logger = logging.getLogger(__name__)
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+_SPEND_COLUMNS = ("user_id", "day", "cost", "requests", "unpriced_requests")
+_SPEND_ARRAYS = ", ".join(f"%b::{UserDailySpend._meta.get_field(c).db_type(connection)}[]" for c in _SPEND_COLUMNS)
+# One upsert for every (user, reporting day) of a batch, from one array per column (a fixed, prepared statement).
 ADD_TO_SPEND = f"""
-    INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests) VALUES {{rows}}
+    INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests)
+    SELECT user_id, %b, day, cost, requests, unpriced_requests
+    FROM unnest({_SPEND_ARRAYS}) AS added({", ".join(_SPEND_COLUMNS)})
     ON CONFLICT (user_id, time_zone, day) DO UPDATE SET
         cost = {SPEND_TABLE}.cost + EXCLUDED.cost,
         requests = {SPEND_TABLE}.requests + EXCLUDED.requests,
         unpriced_requests = {SPEND_TABLE}.unpriced_requests + EXCLUDED.unpriced_requests
 """
+NEW_LOG_IDS = f"SELECT nextval(pg_get_serial_sequence('{LOG_TABLE}', 'id')) FROM generate_series(1, %b::integer)"
 
 
-def _insert_logs_statement() -> str:
+@cache
+def _insert_logs_statement(partitioned: bool) -> str:
     """INSERT … SELECT from one array per column: a fixed statement of a few parameters whatever the batch size,
     which PostgreSQL plans once and the driver does not have to rewrite (a VALUES list of 20,000 placeholders
-    cost more to build than to run)."""
+    cost more to build than to run). Its parameters go in binary (usage.db.fetch_all)."""
     fields = [AIUsageLog._meta.pk, *LOG_FIELDS]
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    arrays = ", ".join(f"%b::{field.db_type(connection)}[]" for field in fields)
     columns = ", ".join(str(field.column) for field in fields)
-    if log_table_partitioned():
+    if partitioned:
         # Event ids, scoped to their user, are claimed in their own table; the first of a repeated id wins.
         return f"""
             WITH batch AS (
@@ -108,30 +117,28 @@ def _insert_batch_retrying(logs: list[AIUsageLog], attempts: int = 3) -> set[int
 def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
     """Insert the logs (a repeated event_id is skipped) and add the inserted ones to the live spend counters;
     returns the id() of each log object that was inserted."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                       [LOG_TABLE, len(logs)])  # fmt: skip
+    db = connections[DEFAULT_DB_ALIAS]
+    with transaction.atomic():
         # Rows go in scoped event id order, and counters in key order below: concurrent batches that share event
         # ids or counters then take their locks in the same order and wait for each other instead of deadlocking.
         # The sort is stable, so of a repeated id the first in the batch gets the lower id and is inserted first.
         ordered = sorted(logs, key=lambda log: (log.event_id is None, scoped_event_id(log.user_id, log.event_id) or ""))
-        for log, (new_id,) in zip(ordered, cursor.fetchall(), strict=True):
+        for log, (new_id,) in zip(ordered, fetch_all(NEW_LOG_IDS, [len(logs)], db), strict=True):
             log.pk = new_id
-        rows = [[log.pk, *_log_values(log)] for log in ordered]
-        cursor.execute(_insert_logs_statement(), [list(column) for column in zip(*rows, strict=True)])
-        inserted_ids = {row[0] for row in cursor.fetchall()}
+        columns = zip(*([log.pk, *_log_values(log, db)] for log in ordered), strict=True)
+        statement = _insert_logs_statement(log_table_partitioned(db))
+        inserted_ids = {row[0] for row in fetch_all(statement, [list(column) for column in columns], db)}
         inserted = [log for log in logs if log.pk in inserted_ids]
         for log in inserted:
             log._state.adding = False
-        added = _add_to_counters(cursor, inserted)
+        added = _add_to_counters(inserted, db)
         _announce_crossings(added)
         forward_after_commit(inserted)
     return {id(log) for log in inserted}
 
 
-def _add_to_counters(cursor: Any, logs: list[AIUsageLog]) -> dict[tuple[int, date], Decimal]:
+def _add_to_counters(logs: list[AIUsageLog], db: BaseDatabaseWrapper) -> dict[tuple[int, date], Decimal]:
     """One upsert for every (user, reporting day) in the batch; returns the cost added to each."""
-    zone = periods.reporting_zone_name()
     totals: dict[tuple[int, date], list[Any]] = defaultdict(lambda: [Decimal(0), 0, 0])
     for log in logs:
         if log.user_id is not None:
@@ -140,13 +147,8 @@ def _add_to_counters(cursor: Any, logs: list[AIUsageLog]) -> dict[tuple[int, dat
             entry[1] += 1
             entry[2] += log.total_cost is None
     if totals:
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(totals))
-        params = [
-            v
-            for (user, day), (cost, count, unpriced) in sorted(totals.items())
-            for v in (user, zone, day, cost, count, unpriced)
-        ]
-        cursor.execute(ADD_TO_SPEND.format(rows=rows), params)
+        rows = [(user, day, *entry) for (user, day), entry in sorted(totals.items())]
+        fetch_all(ADD_TO_SPEND, [periods.reporting_zone_name(), *map(list, zip(*rows, strict=True))], db)
     return {key: entry[0] for key, entry in totals.items()}
 
 
