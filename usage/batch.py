@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -20,7 +20,7 @@ from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, UsageEventKey, UserDailySpend, scoped_event_id
 from usage.partitioning import SCOPED_EVENT_ID, log_table_partitioned
-from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
+from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, build_log, log_columns, save_log
 from usage.validation import InvalidUsage
 
 logger = logging.getLogger(__name__)
@@ -40,8 +40,17 @@ ADD_TO_SPEND = f"""
 NEW_LOG_IDS = f"SELECT nextval(pg_get_serial_sequence('{LOG_TABLE}', 'id')) FROM generate_series(1, %b::integer)"
 
 
+# The unique constraint a batch's event ids can meet, by whose calls it holds (none named when it holds both).
+CONFLICT_TARGETS = {"users": "(event_id, user_id)", "nobody": "(event_id) WHERE user_id IS NULL", "both": ""}
+
+
+def _scope(logs: list[AIUsageLog]) -> str:
+    with_user = sum(log.user_id is not None for log in logs)
+    return "users" if with_user == len(logs) else "nobody" if with_user == 0 else "both"
+
+
 @cache
-def _insert_logs_statement(partitioned: bool) -> str:
+def _insert_logs_statement(partitioned: bool, scope: str = "both") -> str:
     """INSERT … SELECT from one array per column: a fixed statement of a few parameters whatever the batch size,
     which PostgreSQL plans once and the driver does not have to rewrite (a VALUES list of 20,000 placeholders
     cost more to build than to run). Its parameters go in binary (usage.db.fetch_all)."""
@@ -66,8 +75,10 @@ def _insert_logs_statement(partitioned: bool) -> str:
             INSERT INTO {LOG_TABLE} ({columns}) SELECT {columns} FROM batch
             WHERE event_id IS NULL OR id IN (SELECT id FROM chosen)
             RETURNING id"""
-    # No conflict target: a row meets the per-user or the no-user constraint on event ids, by its scope.
-    return f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING RETURNING id"
+    # Naming the one constraint the batch's rows can meet spares PostgreSQL a check of every other unique index
+    # (the primary key's included) on each row; a batch of both kinds names none.
+    insert = f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays})"
+    return f"{insert} ON CONFLICT {CONFLICT_TARGETS[scope]} DO NOTHING RETURNING id"
 
 
 def build_call(call: dict[str, Any]) -> AIUsageLog:
@@ -125,9 +136,9 @@ def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
         ordered = sorted(logs, key=lambda log: (log.event_id is None, scoped_event_id(log.user_id, log.event_id) or ""))
         for log, (new_id,) in zip(ordered, fetch_all(NEW_LOG_IDS, [len(logs)], db), strict=True):
             log.pk = new_id
-        columns = zip(*([log.pk, *_log_values(log, db)] for log in ordered), strict=True)
-        statement = _insert_logs_statement(log_table_partitioned(db))
-        inserted_ids = {row[0] for row in fetch_all(statement, [list(column) for column in columns], db)}
+        columns = [[log.pk for log in ordered], *log_columns(ordered, db)]
+        statement = _insert_logs_statement(log_table_partitioned(db), _scope(logs))
+        inserted_ids = {row[0] for row in fetch_all(statement, columns, db)}
         inserted = [log for log in logs if log.pk in inserted_ids]
         for log in inserted:
             log._state.adding = False
@@ -140,9 +151,12 @@ def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
 def _add_to_counters(logs: list[AIUsageLog], db: BaseDatabaseWrapper) -> dict[tuple[int, date], Decimal]:
     """One upsert for every (user, reporting day) in the batch; returns the cost added to each."""
     totals: dict[tuple[int, date], list[Any]] = defaultdict(lambda: [Decimal(0), 0, 0])
+    days: dict[datetime, date] = {}  # a batch's calls often share their instant: each is converted once
     for log in logs:
         if log.user_id is not None:
-            entry = totals[(log.user_id, periods.reporting_day(log.occurred_at))]
+            when = log.occurred_at
+            day = days[when] if when in days else days.setdefault(when, periods.reporting_day(when))
+            entry = totals[(log.user_id, day)]
             entry[0] += log.total_cost or 0
             entry[1] += 1
             entry[2] += log.total_cost is None
@@ -169,6 +183,8 @@ def _announce_crossings(added: dict[tuple[int, date], Decimal]) -> None:
     for user_id, cost in users.items():
         day_after, month_after = spend[user_id]
         day_limit, month_limit = budgets.user_limits(user_id)
+        if not (budgets.near_limit(day_after, day_limit) or budgets.near_limit(month_after, month_limit)):
+            continue  # most users: below the lowest threshold, nothing can have been crossed
         if budgets.crossed_threshold(day_after - cost, day_after, day_limit) or budgets.crossed_threshold(
             month_after - cost, month_after, month_limit
         ):

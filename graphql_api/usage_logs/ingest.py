@@ -100,8 +100,9 @@ class _Owners:
 
     def __init__(self, caller: Any, events: list[UsageEventInput]) -> None:
         self.caller = caller
+        self.for_others = records_for_others(caller)  # asked once per batch, not once per event
         self.known: dict[int, bool] = {int(caller.pk): True}
-        if records_for_others(caller):  # one query for every user the batch names, not one per user
+        if self.for_others:  # one query for every user the batch names, not one per user
             named = {user for user in map(parse_id, (e.user_id for e in events)) if user is not None}
             active = set(get_user_model().objects.filter(pk__in=named, is_active=True).values_list("pk", flat=True))
             self.known.update({user: user in active for user in named})
@@ -112,7 +113,7 @@ class _Owners:
         owner = parse_id(event.user_id)
         if owner is None:
             raise InvalidUsage("user_id", f"{event.user_id!r} is not a user id")
-        if owner != self.caller.pk and not records_for_others(self.caller):
+        if owner != self.caller.pk and not self.for_others:
             raise InvalidUsage("user_id", RECORDING_FOR_OTHERS_REFUSED)
         if owner not in self.known:
             self.known[owner] = get_user_model().objects.filter(pk=owner, is_active=True).exists()
