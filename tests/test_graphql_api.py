@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -144,6 +145,40 @@ def test_record_usage_reports_each_event_and_keeps_the_good_ones(alice: Any, bob
         {"prompt": "résumé ✓", "tags": [1, None, {"deep": True}]}, None, "s-9", "timeout"
     )  # fmt: skip
     assert e6.occurred_at == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+EVERY_FIELD = {
+    "feature": "search", "provider": "ACME", "model": "acme-1", "inputTokens": 1000, "outputTokens": 500,
+    "cachedInputTokens": 200, "cacheWriteTokens": 100, "reasoningTokens": 100,
+    "occurredAt": "2026-03-01T10:00:00+01:00", "latencyMs": 850, "status": "error", "errorMessage": "upstream 502",
+    "sessionId": "s-1", "requestMeta": {"a": [1, "x", True]}, "responseMeta": {"b": None},
+}  # fmt: skip
+STORED_FIELDS = ("user_id", "feature", "provider", "model", "input_tokens", "output_tokens", "cached_input_tokens",
+                 "cache_write_tokens", "reasoning_tokens", "occurred_at", "latency_ms", "status", "error_message",
+                 "session_id", "request_meta", "response_meta", "total_cost")  # fmt: skip
+
+
+def graphql_literal(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {graphql_literal(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(graphql_literal, value)) + "]"
+    return json.dumps(value)
+
+
+def test_every_event_field_is_read_as_sent_inline_or_as_variables(staff: Any, bob: Any, make_price: Any) -> None:
+    make_price(cached_input_price=Decimal("0.50"), cache_write_price=Decimal("3.00"))
+    fields = {**EVERY_FIELD, "userId": str(bob.pk)}
+    sent = gql(logged_in(staff), RECORD, {"events": [{**fields, "eventId": "as-variables"}]})
+    literal = graphql_literal({**fields, "eventId": "inline"})
+    inline = f"mutation {{ recordUsage(events: [{literal}]) {{ outcome }} }}"
+    written = gql(logged_in(staff), inline)
+    assert [row["outcome"] for row in sent["data"]["recordUsage"] + written["data"]["recordUsage"]] == ["RECORDED"] * 2
+    # 700 plain input tokens at 2 USD per million, 200 cached at 0.50, 100 cache writes at 3, 500 output at 8
+    expected = (bob.pk, "search", "acme", "acme-1", 1000, 500, 200, 100, 100, datetime(2026, 3, 1, 9, tzinfo=UTC),
+                850, "error", "upstream 502", "s-1", {"a": [1, "x", True]}, {"b": None}, Decimal("0.0058"))  # fmt: skip
+    for event_id in ("as-variables", "inline"):
+        assert AIUsageLog.objects.filter(event_id=event_id).values_list(*STORED_FIELDS).get() == expected
 
 
 def test_staff_record_for_others_but_not_for_unknown_users(staff: Any, bob: Any, make_price: Any) -> None:

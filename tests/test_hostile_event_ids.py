@@ -155,6 +155,24 @@ def test_a_batch_keeps_the_first_of_each_users_repeated_id(alice: Any, bob: Any,
     assert day_spend(alice) == (Decimal("0.0076"), 3)
 
 
+def test_batches_of_only_users_or_only_nobodys_calls_keep_the_first_of_each_id(
+    alice: Any, bob: Any, make_price: Any
+) -> None:
+    make_price()
+    users_only = record_batch(
+        [call(alice, "y", input_tokens=1100), call(bob, "y"), call(alice, "y", input_tokens=1300)]
+    )
+    nobody_only = record_batch([call(None, "y", input_tokens=1400), call(None, "y", input_tokens=1500)])
+    assert outcomes(users_only) == ["recorded", "recorded", "duplicate"]
+    assert outcomes(nobody_only) == ["recorded", "duplicate"]
+
+    assert outcomes(record_batch([call(bob, "y"), call(alice, "y")])) == ["duplicate", "duplicate"]
+    assert outcomes(record_batch([call(None, "y")])) == ["duplicate"]
+    assert stored("y") == [(alice.pk, 1100), (bob.pk, 1000), (None, 1400)]
+    assert day_spend(alice) == (Decimal("0.0022"), 1)
+    assert day_spend(bob) == (CALL_COST, 1)
+
+
 def test_the_langsmith_style_id_of_one_run_is_stored_once_per_user(alice: Any, bob: Any, make_price: Any) -> None:
     make_price()
     calls = [call(alice, "langsmith:run-1"), call(None, "langsmith:run-2")]

@@ -6,59 +6,89 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from django.db import OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 
 from usage import budgets, periods, validation
-from usage.db import database_available
+from usage.db import database_available, fetch_all
 from usage.events import spend_threshold_crossed
 from usage.langsmith_forward import forward_after_commit
 from usage.models import AIUsageLog, UsageEventKey, UserDailySpend, scoped_event_id
 from usage.partitioning import SCOPED_EVENT_ID, log_table_partitioned
-from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, _log_values, build_log, save_log
+from usage.recording import LOG_FIELDS, LOG_TABLE, SPEND_TABLE, RecordResult, build_log, log_columns, save_log
 from usage.validation import InvalidUsage
 
 logger = logging.getLogger(__name__)
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
-ADD_TO_SPEND = f"""
-    INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests) VALUES {{rows}}
+# The inserted logs added to the counters, one upsert per (user, reporting day), in key order.
+_ADD_TO_SPEND = f"""added AS (
+    INSERT INTO {SPEND_TABLE} (user_id, time_zone, day, cost, requests, unpriced_requests)
+    SELECT inserted.user_id, %b::varchar, batch.day, COALESCE(SUM(inserted.total_cost), 0), COUNT(*),
+           COUNT(*) - COUNT(inserted.total_cost)
+    FROM inserted JOIN batch ON batch.id = inserted.id
+    WHERE inserted.user_id IS NOT NULL
+    GROUP BY inserted.user_id, batch.day ORDER BY inserted.user_id, batch.day
     ON CONFLICT (user_id, time_zone, day) DO UPDATE SET
         cost = {SPEND_TABLE}.cost + EXCLUDED.cost,
         requests = {SPEND_TABLE}.requests + EXCLUDED.requests,
         unpriced_requests = {SPEND_TABLE}.unpriced_requests + EXCLUDED.unpriced_requests
-"""
+)"""
 
 
-def _insert_logs_statement() -> str:
-    """INSERT … SELECT from one array per column: a fixed statement of a few parameters whatever the batch size,
-    which PostgreSQL plans once and the driver does not have to rewrite (a VALUES list of 20,000 placeholders
-    cost more to build than to run)."""
-    fields = [AIUsageLog._meta.pk, *LOG_FIELDS]
-    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-    columns = ", ".join(str(field.column) for field in fields)
-    if log_table_partitioned():
+# The unique constraint a batch's event ids can meet, by whose calls it holds (none named when it holds both).
+CONFLICT_TARGETS = {"users": "(event_id, user_id)", "nobody": "(event_id) WHERE user_id IS NULL", "both": ""}
+
+
+def _scope(logs: list[AIUsageLog]) -> str:
+    with_user = sum(log.user_id is not None for log in logs)
+    return "users" if with_user == len(logs) else "nobody" if with_user == 0 else "both"
+
+
+@cache
+def _insert_batch_statement(partitioned: bool, scope: str = "both") -> str:
+    """One statement for a whole batch: each row gets its id from the log table's sequence, the logs are inserted
+    (a repeated event id skipped) and the inserted ones added to the live spend counters of their user and
+    reporting day. It returns each row's id and whether it was inserted, in the order sent.
+
+    The rows come as one array per column (and one of reporting days): a fixed statement of a few parameters
+    whatever the batch size, which PostgreSQL plans once and the driver does not have to rewrite (a VALUES list of
+    20,000 placeholders cost more to build than to run). Its parameters go in binary (usage.db.fetch_all)."""
+    arrays = ", ".join(f"%b::{field.db_type(connection)}[]" for field in LOG_FIELDS)
+    columns = ", ".join(str(field.column) for field in LOG_FIELDS)
+    batch = f"""batch AS (
+        SELECT nextval(pg_get_serial_sequence('{LOG_TABLE}', 'id')) AS id, b.*
+        FROM unnest({arrays}, %b::date[]) WITH ORDINALITY AS b({columns}, day, n)
+    )"""
+    insert = f"INSERT INTO {LOG_TABLE} (id, {columns}) SELECT id, {columns} FROM batch"
+    if partitioned:
         # Event ids, scoped to their user, are claimed in their own table; the first of a repeated id wins.
-        return f"""
-            WITH batch AS (
-                SELECT *, {SCOPED_EVENT_ID.format(prefix="b.")} AS scoped_id FROM unnest({arrays}) AS b({columns})
-            ),
-            claim AS (
-                INSERT INTO {UsageEventKey._meta.db_table} (scoped_id)
-                SELECT DISTINCT scoped_id FROM batch WHERE scoped_id IS NOT NULL ORDER BY scoped_id
-                ON CONFLICT DO NOTHING RETURNING scoped_id
-            ),
-            chosen AS (
-                SELECT DISTINCT ON (scoped_id) id FROM batch WHERE scoped_id IN (SELECT scoped_id FROM claim)
-                ORDER BY scoped_id, id
-            )
-            INSERT INTO {LOG_TABLE} ({columns}) SELECT {columns} FROM batch
-            WHERE event_id IS NULL OR id IN (SELECT id FROM chosen)
-            RETURNING id"""
-    # No conflict target: a row meets the per-user or the no-user constraint on event ids, by its scope.
-    return f"INSERT INTO {LOG_TABLE} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING RETURNING id"
+        scoped_id = SCOPED_EVENT_ID.format(prefix="")
+        inserted = f"""claim AS (
+            INSERT INTO {UsageEventKey._meta.db_table} (scoped_id)
+            SELECT DISTINCT {scoped_id} FROM batch WHERE event_id IS NOT NULL ORDER BY 1
+            ON CONFLICT DO NOTHING RETURNING scoped_id
+        ),
+        chosen AS (
+            SELECT DISTINCT ON ({scoped_id}) id FROM batch WHERE {scoped_id} IN (SELECT scoped_id FROM claim)
+            ORDER BY {scoped_id}, id
+        ),
+        inserted AS (
+            {insert} WHERE event_id IS NULL OR id IN (SELECT id FROM chosen)
+            ORDER BY n RETURNING id, user_id, total_cost
+        )"""
+    else:
+        # Naming the one constraint the batch's rows can meet spares PostgreSQL a check of every other unique
+        # index (the primary key's included) on each row; a batch of both kinds names none.
+        inserted = f"""inserted AS (
+            {insert} ORDER BY n ON CONFLICT {CONFLICT_TARGETS[scope]} DO NOTHING RETURNING id, user_id, total_cost
+        )"""
+    return f"""WITH {batch}, {inserted}, {_ADD_TO_SPEND}
+        SELECT batch.id, inserted.id IS NOT NULL FROM batch LEFT JOIN inserted ON inserted.id = batch.id
+        ORDER BY batch.n"""
 
 
 def build_call(call: dict[str, Any]) -> AIUsageLog:
@@ -108,46 +138,39 @@ def _insert_batch_retrying(logs: list[AIUsageLog], attempts: int = 3) -> set[int
 def _insert_batch(logs: list[AIUsageLog]) -> set[int]:
     """Insert the logs (a repeated event_id is skipped) and add the inserted ones to the live spend counters;
     returns the id() of each log object that was inserted."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                       [LOG_TABLE, len(logs)])  # fmt: skip
-        # Rows go in scoped event id order, and counters in key order below: concurrent batches that share event
-        # ids or counters then take their locks in the same order and wait for each other instead of deadlocking.
-        # The sort is stable, so of a repeated id the first in the batch gets the lower id and is inserted first.
+    db = connections[DEFAULT_DB_ALIAS]
+    with transaction.atomic():
+        # Rows go in scoped event id order, and counters in key order: concurrent batches that share event ids or
+        # counters then take their locks in the same order and wait for each other instead of deadlocking. The
+        # sort is stable, so of a repeated id the first in the batch gets the lower id and is inserted first.
         ordered = sorted(logs, key=lambda log: (log.event_id is None, scoped_event_id(log.user_id, log.event_id) or ""))
-        for log, (new_id,) in zip(ordered, cursor.fetchall(), strict=True):
+        days = _reporting_days(ordered)
+        statement = _insert_batch_statement(log_table_partitioned(db), _scope(logs))
+        params = [*log_columns(ordered, db), days, periods.reporting_zone_name()]
+        inserted = []
+        for log, day, (new_id, was_inserted) in zip(ordered, days, fetch_all(statement, params, db), strict=True):
             log.pk = new_id
-        rows = [[log.pk, *_log_values(log)] for log in ordered]
-        cursor.execute(_insert_logs_statement(), [list(column) for column in zip(*rows, strict=True)])
-        inserted_ids = {row[0] for row in cursor.fetchall()}
-        inserted = [log for log in logs if log.pk in inserted_ids]
-        for log in inserted:
-            log._state.adding = False
-        added = _add_to_counters(cursor, inserted)
-        _announce_crossings(added)
-        forward_after_commit(inserted)
-    return {id(log) for log in inserted}
+            if was_inserted:
+                log._state.adding = False
+                inserted.append((log, day))
+        _announce_crossings(_added_costs(inserted))
+        forward_after_commit([log for log, _day in inserted])
+    return {id(log) for log, _day in inserted}
 
 
-def _add_to_counters(cursor: Any, logs: list[AIUsageLog]) -> dict[tuple[int, date], Decimal]:
-    """One upsert for every (user, reporting day) in the batch; returns the cost added to each."""
-    zone = periods.reporting_zone_name()
-    totals: dict[tuple[int, date], list[Any]] = defaultdict(lambda: [Decimal(0), 0, 0])
-    for log in logs:
+def _reporting_days(logs: list[AIUsageLog]) -> list[date]:
+    days: dict[datetime, date] = {}  # a batch's calls often share their instant: each is converted once
+    return [days[log.occurred_at] if log.occurred_at in days else
+            days.setdefault(log.occurred_at, periods.reporting_day(log.occurred_at)) for log in logs]  # fmt: skip
+
+
+def _added_costs(inserted: list[tuple[AIUsageLog, date]]) -> dict[tuple[int, date], Decimal]:
+    """The cost the batch added to each (user, reporting day) counter."""
+    added: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    for log, day in inserted:
         if log.user_id is not None:
-            entry = totals[(log.user_id, periods.reporting_day(log.occurred_at))]
-            entry[0] += log.total_cost or 0
-            entry[1] += 1
-            entry[2] += log.total_cost is None
-    if totals:
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(totals))
-        params = [
-            v
-            for (user, day), (cost, count, unpriced) in sorted(totals.items())
-            for v in (user, zone, day, cost, count, unpriced)
-        ]
-        cursor.execute(ADD_TO_SPEND.format(rows=rows), params)
-    return {key: entry[0] for key, entry in totals.items()}
+            added[(log.user_id, day)] += log.total_cost or 0
+    return added
 
 
 def _announce_crossings(added: dict[tuple[int, date], Decimal]) -> None:
@@ -167,6 +190,8 @@ def _announce_crossings(added: dict[tuple[int, date], Decimal]) -> None:
     for user_id, cost in users.items():
         day_after, month_after = spend[user_id]
         day_limit, month_limit = budgets.user_limits(user_id)
+        if not (budgets.near_limit(day_after, day_limit) or budgets.near_limit(month_after, month_limit)):
+            continue  # most users: below the lowest threshold, nothing can have been crossed
         if budgets.crossed_threshold(day_after - cost, day_after, day_limit) or budgets.crossed_threshold(
             month_after - cost, month_after, month_limit
         ):

@@ -84,6 +84,23 @@ def fetch_one(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = 
     return row
 
 
+def fetch_all(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None) -> list[tuple[Any, ...]]:
+    """fetch_one's way (PostgreSQL only) for a statement returning many rows. Placeholders written %b send their
+    parameter in binary: a batch's per-column arrays go in half the time psycopg takes to quote each element."""
+    if db is None:
+        db = connections[DEFAULT_DB_ALIAS]
+    if db.connection is None:
+        db.ensure_connection()
+    started = time.monotonic()
+    with db.wrap_database_errors:
+        cursor = _write_path_cursor(db)
+        cursor.execute(sql, params, prepare=True)
+        rows = cursor.fetchall() if cursor.description is not None else []  # [] for a statement of no rows
+    if db.queries_logged:
+        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+    return rows
+
+
 def _write_path_cursor(db: BaseDatabaseWrapper) -> psycopg.Cursor[Any]:
     """One plain psycopg cursor per connection, made once: building a cursor cost as much as dumping a call's
     parameters. It is kept on Django's connection wrapper (one per thread), so it goes when the thread's wrapper

@@ -199,6 +199,18 @@ def _log_values(log: AIUsageLog, db: BaseDatabaseWrapper | None = None) -> list[
     return values
 
 
+def log_columns(logs: list[AIUsageLog], db: BaseDatabaseWrapper) -> list[list[Any]]:
+    """PostgreSQL: the values of many logs as _log_values gives them, one list per column of LOG_FIELDS (a batch's
+    statement takes one array per column; building them column by column spares a row list per log)."""
+    columns = []
+    for f, attname, computed, is_json in _LOG_COLUMNS:
+        values = [f.pre_save(log, add=True) for log in logs] if computed else [log.__dict__[attname] for log in logs]
+        if is_json:
+            values = [None if value is None else f.get_db_prep_save(value, db) for value in values]
+        columns.append(values)
+    return columns
+
+
 def _spend_values(log: AIUsageLog, zone: str, day: date) -> list[Any]:
     unpriced = 1 if log.total_cost is None else 0
     return [log.user_id, zone, day, log.total_cost or 0, unpriced]

@@ -76,11 +76,12 @@ def check_whole_number(field: str, value: Any) -> int:
     return value
 
 
-def check_count(field: str, value: Any) -> int:
-    """A token count of one call, at most AI_MAX_TOKENS_PER_CALL (read on each call, so tests can override it):
-    stops absurd usage and typos such as a timestamp in a token field."""
+def check_count(field: str, value: Any, limit: int | None = None) -> int:
+    """A token count of one call, at most AI_MAX_TOKENS_PER_CALL (read on each call unless the caller read it for
+    several counts, so tests can override it): stops absurd usage and typos such as a timestamp in a token field."""
     count = check_whole_number(field, value)
-    limit: int = settings.AI_MAX_TOKENS_PER_CALL
+    if limit is None:
+        limit = settings.AI_MAX_TOKENS_PER_CALL
     if count > limit:
         raise InvalidUsage(field, f"{count} is more than AI_MAX_TOKENS_PER_CALL ({limit})")
     return count
@@ -89,7 +90,8 @@ def check_count(field: str, value: Any) -> int:
 def check_tokens(**counts: Any) -> TokenCounts:
     """Token counts by the project's rule; cached reads and cache writes are parts of input, reasoning of output."""
     # None (a provider's "not reported") counts as 0; anything else falsy ("", [], False) is refused as it is.
-    checked = {name: check_count(name, 0 if counts.get(name) is None else counts[name]) for name in TOKEN_FIELDS}
+    limit: int = settings.AI_MAX_TOKENS_PER_CALL
+    checked = {name: check_count(name, 0 if counts.get(name) is None else counts[name], limit) for name in TOKEN_FIELDS}
     tokens = TokenCounts(**checked)
     if tokens.cached_input_tokens + tokens.cache_write_tokens > tokens.input_tokens:
         raise InvalidUsage(
