@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from strawberry.django.views import GraphQLView
 
 from graphql_api.context import Context
+from graphql_api.scalars import JsonNumber
 from graphql_api.schema import schema
 from project.middleware import graphql_error_response
 
@@ -41,7 +42,7 @@ def decode_request_json(data: str | bytes) -> object:
     if nests_deeper_than(text, MAX_JSON_DEPTH):
         raise HTTPException(400, f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=JsonNumber)
     except json.JSONDecodeError:
         raise  # the view answers 400 "Unable to parse request body as JSON"
     except ValueError as exc:  # e.g. a number of more digits than Python converts
