@@ -93,3 +93,4 @@ def test_the_page_refers_to_no_other_host(client: Any, settings: Any) -> None:
     assert response.status_code == 200
     assert "unpkg.com" not in page and "https://" not in page
     assert page.count('integrity="sha384-') == 7
+    assert settings.CSRF_COOKIE_NAME in response.cookies  # the page sends it back as a session's CSRF token

@@ -164,22 +164,15 @@ def test_an_omitted_limit_is_kept_and_null_restores_the_default(
     ],
 )
 def test_a_good_amount_is_stored_exactly(
-    manager: Any, alice: Any, value: str, variable: str, limit: str, kept: Decimal
+    manager: Any, alice: Any, settings: Any, value: str, variable: str, limit: str, kept: Decimal
 ) -> None:
+    settings.AI_DEFAULT_MONTHLY_LIMIT = Decimal("100.00")
     _, answer = call(manager, inline(alice.pk, "dailyLimit", value))
-    assert answer == {"data": {"setSpendLimit": {"daily": {"limit": limit}, "monthly": {"limit": answer_monthly()}}}}
+    assert answer == {"data": {"setSpendLimit": {"daily": {"limit": limit}, "monthly": {"limit": "100"}}}}
     UserSpendLimit.objects.all().delete()
     _, answer = call(manager, with_variable(alice.pk, "dailyLimit"), f'{{"v": {variable}}}')
     assert answer["data"]["setSpendLimit"]["daily"] == {"limit": limit}
     assert stored(alice) == [(kept, None)]
-
-
-def answer_monthly() -> str:
-    from django.conf import settings
-
-    from graphql_api.scalars import canonical_decimal
-
-    return canonical_decimal(settings.AI_DEFAULT_MONTHLY_LIMIT)
 
 
 # -- without the permission: the permission error, whatever is sent ------------------------------------------------
