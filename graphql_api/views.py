@@ -8,9 +8,12 @@ from cross_web import HTTPException
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 from strawberry.django.views import GraphQLView
 
 from graphql_api.context import Context
+from graphql_api.scalars import JsonNumber
 from graphql_api.schema import schema
 from project.middleware import graphql_error_response
 
@@ -41,7 +44,7 @@ def decode_request_json(data: str | bytes) -> object:
     if nests_deeper_than(text, MAX_JSON_DEPTH):
         raise HTTPException(400, f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=JsonNumber)
     except json.JSONDecodeError:
         raise  # the view answers 400 "Unable to parse request body as JSON"
     except ValueError as exc:  # e.g. a number of more digits than Python converts
@@ -64,6 +67,12 @@ class ApiView(GraphQLView[Context, None]):
         except RequestDataTooBig:
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return graphql_error_response(f"The request body is larger than {limit:,} bytes; send fewer events", 413)
+
+    def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
+        """GraphiQL with its scripts and styles from this server (graphql_api/static), so it works offline. The CSRF
+        cookie is set here because the page sends it back as the token of a signed-in session's requests."""
+        get_token(request)
+        return HttpResponse(render_to_string("graphql_api/graphiql.html", request=request))
 
     def get_context(self, request: HttpRequest, response: HttpResponse) -> Context:
         return Context.of(request, response)

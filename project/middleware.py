@@ -15,6 +15,10 @@ from django.views.csrf import csrf_failure as django_csrf_failure
 
 NUL = "\x00"
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+CSRF_MISSING = (
+    "CSRF verification failed: a request with a session cookie needs the X-CSRFToken header "
+    "(or send 'Authorization: Bearer <api key>' instead of the session)"
+)
 
 
 def graphql_error_response(message: str, status: int = 400) -> JsonResponse:
@@ -55,9 +59,5 @@ class RefuseMalformedRequests:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A refused CSRF check: JSON for the GraphQL endpoint (its clients parse JSON), Django's page elsewhere."""
     if request.path == reverse("graphql"):
-        return graphql_error_response(
-            "CSRF verification failed: a request with a session cookie needs the X-CSRFToken header "
-            "(or send 'Authorization: Bearer <api key>' instead of the session)",
-            403,
-        )
+        return graphql_error_response(CSRF_MISSING, 403)
     return django_csrf_failure(request, reason)

@@ -233,7 +233,7 @@ def stored_limits(user: Any) -> tuple[Decimal | None, Decimal | None]:
         ('"{id}", dailyLimit: "NaN"', "dailyLimit: 'NaN' is not a finite decimal number"),
         ('"{id}", dailyLimit: NaN', "dailyLimit: 'NaN' is not a finite decimal number"),
         ('"{id}", monthlyLimit: "-Infinity"', "monthlyLimit: '-Infinity' is not a finite decimal number"),
-        ('"{id}", dailyLimit: 1e400', "dailyLimit: inf is not a finite decimal number"),
+        ('"{id}", dailyLimit: 1e400', "dailyLimit: must be a non-negative amount below 1e12, got 1E+400"),
         ('"{id}", dailyLimit: "abc"', "dailyLimit: 'abc' is not a decimal number"),
         ('"{id}", dailyLimit: "١٢"', "dailyLimit: '١٢' is not a decimal number written in ASCII digits"),
         ('"{id}", dailyLimit: 1234567890123',
