@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
@@ -33,7 +34,8 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
-from graphql_api.errors import should_mask_error
+from graphql_api.errors import PermissionDeniedError, should_mask_error
+from graphql_api.limits.operation import read_operation
 from graphql_api.scalars import ScalarValueError
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,9 @@ class ClientMistakes(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None:
-            if context.pre_execution_errors:
+            if context.pre_execution_errors and (refused := refusal_first(context, document)):
+                context.pre_execution_errors = [refused]
+            elif context.pre_execution_errors:
                 context.pre_execution_errors = [named_literal_error(e, document) for e in context.pre_execution_errors]
             # The name the client sent: `operation_name` falls back to the first operation's own name.
             elif problem := operation_problem(document, getattr(context, "_provided_operation_name", None)) or (
@@ -73,6 +77,31 @@ class ClientMistakes(SchemaExtension):
             ):
                 context.pre_execution_errors = [problem]
         yield
+
+
+def refusal_first(context: ExecutionContext, document: DocumentNode) -> GraphQLError | None:
+    """The refusal of a root field the caller may not use, in place of what is wrong with its arguments: whatever
+    they send, a caller without the permission learns only that they lack it."""
+    operation = read_operation(document, context.variables, getattr(context, "_provided_operation_name", None))
+    if operation is None:
+        return None
+    root = context.schema.get_type_by_name(operation.kind.value.capitalize())
+    fields = {context.schema.config.name_converter.get_graphql_name(f): f for f in getattr(root, "fields", ())}
+    for field in operation.fields:
+        for permission in getattr(fields.get(field.name), "permission_classes", ()):
+            try:
+                permission().has_permission(None, FieldInfo(context.context, field.name))
+            except PermissionDeniedError as exc:
+                return GraphQLError(str(exc), field.node, original_error=exc)
+    return None
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a field permission reads of `info`, for checking it before the field runs."""
+
+    context: Any
+    field_name: str
 
 
 def operation_problem(document: DocumentNode, operation_name: str | None) -> GraphQLError | None:

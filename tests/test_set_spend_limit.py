@@ -184,7 +184,7 @@ EVERYTHING_WRONG = [
 ]
 
 
-@pytest.mark.parametrize("user_id", ["{alice}", '"abc"', '"-1"', "987654", '""'])
+@pytest.mark.parametrize("user_id", ["{alice}", '"abc"', '"-1"', "987654", '""', "true", "{}", "[]", "1.5", "null"])
 @pytest.mark.parametrize(("argument", "literal", "variable"), EVERYTHING_WRONG)
 @pytest.mark.parametrize("caller", ["alice", "staff", "anonymous"])
 def test_without_the_permission_the_answer_is_the_permission_error(
