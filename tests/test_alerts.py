@@ -220,7 +220,7 @@ def test_the_user_and_the_staff_each_get_a_text_and_html_email_only_the_staff_co
         f"Period: daily, {today} (UTC)\n"
         "Spend: $8.20\n"
         "Limit: $10.00\n"
-        "Percentage: 82.0% (threshold 80%)\n\n"
+        "Percentage: 82% (threshold 80%)\n\n"
     )
     admin = f"http://127.0.0.1:8000/admin/auth/user/{limited_alice.pk}/change/"
     rows = (
@@ -228,7 +228,7 @@ def test_the_user_and_the_staff_each_get_a_text_and_html_email_only_the_staff_co
         f'<tr><th align="left">Period</th><td>daily, {today} (UTC)</td></tr>'
         '<tr><th align="left">Spend</th><td>$8.20</td></tr>'
         '<tr><th align="left">Limit</th><td>$10.00</td></tr>'
-        '<tr><th align="left">Percentage</th><td>82.0% (threshold 80%)</td></tr></table>'
+        '<tr><th align="left">Percentage</th><td>82% (threshold 80%)</td></tr></table>'
     )
     assert delivered(inbox) == {
         "alice@example.com": {
@@ -267,8 +267,8 @@ def test_the_amounts_shown_support_the_percentage_shown(alice: Any, make_price: 
     send_spend_alerts.delay()
     texts = [parts(message)["text/plain"].split("\n")[2:5] for to, message in inbox.messages if to == STAFF]
     assert texts == [
-        ["Spend: $0.05688", "Limit: $0.07", "Percentage: 81.2% (threshold 80%)"],
-        ["Spend: $0.07088", "Limit: $0.07", "Percentage: 101.2% (threshold 100%)"],
+        ["Spend: $0.05688", "Limit: $0.07", "Percentage: 81% (threshold 80%)"],
+        ["Spend: $0.07088", "Limit: $0.07", "Percentage: 101% (threshold 100%)"],
     ]
 
 
@@ -276,13 +276,13 @@ def test_the_amounts_shown_support_the_percentage_shown(alice: Any, make_price: 
 def test_when_rounding_would_contradict_the_percentage_the_exact_amounts_are_shown(
     limited_alice: Any, make_price: Any, inbox: SmtpInbox
 ) -> None:
-    spend(limited_alice, 5_004_950)  # 10.0099 of 10.00 shows as $10.01: 100.09% would read as 100.1%
+    spend(limited_alice, 4_998_000)  # 9.996 of 10.00 shows as $10.00, which would be 100%, not 99%
     send_spend_alerts.delay()
     (text,) = [parts(message)["text/plain"] for to, message in inbox.messages if to == STAFF]
     assert text.split("\n")[2:5] == [
-        "Spend: $10.01 (exactly 10.0099 USD)",
+        "Spend: $10.00 (exactly 9.996 USD)",
         "Limit: $10.00 (exactly 10 USD)",
-        "Percentage: 100.0% (threshold 100%)",
+        "Percentage: 99% (threshold 80%)",
     ]
 
 

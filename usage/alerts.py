@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 # What a failed delivery looks like: the SMTP server refused, was unreachable or timed out.
 DELIVERY_ERRORS = (smtplib.SMTPException, OSError)
-TENTH = Decimal("0.1")
 
 
 @dataclass
@@ -91,9 +90,9 @@ def staff_recipients() -> list[str]:
 
 
 def shown_percent(spend: Decimal, limit: Decimal) -> Decimal | None:
-    """The share of the limit, rounded down to a tenth: 99.96% must not read as the 100% it has not reached.
-    None for a limit of zero (any spend is over it)."""
-    return (spend * 100 / limit).quantize(TENTH, ROUND_DOWN) if limit else None
+    """The share of the limit in whole percent, rounded down: 99.96% must not read as the 100% it has not
+    reached, and amounts rounded for people still support a whole percentage. None for a limit of zero."""
+    return (spend * 100 / limit).quantize(Decimal(1), ROUND_DOWN) if limit else None
 
 
 def _from_people(text: str) -> Decimal:
@@ -102,7 +101,7 @@ def _from_people(text: str) -> Decimal:
 
 def shown_amounts(spend: Decimal, limit: Decimal) -> tuple[str, str]:
     """Spend and limit as people read them, with the exact amounts beside them whenever the rounded figures
-    would give another percentage than the one shown ($10.01 of $10.00 is not 100.0%)."""
+    would give another percentage than the one shown (99.96% of $10.00 shows as $10.00, which is not 99%)."""
     spend_text, limit_text = for_people(spend), for_people(limit)
     if shown_percent(_from_people(spend_text), _from_people(limit_text)) == shown_percent(spend, limit):
         return spend_text, limit_text
