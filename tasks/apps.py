@@ -25,13 +25,15 @@ def enqueue_alerts(user_id: int) -> None:
 def on_job_start(sender: Any = None, **_kwargs: Any) -> None:
     from analytics.job_runs import job_started
 
-    job_started(sender.name)
+    if sender.name.startswith("tasks."):  # our jobs, not Celery's own housekeeping
+        job_started(sender.name)
 
 
 def on_job_end(sender: Any = None, state: str | None = None, **_kwargs: Any) -> None:
     from analytics.job_runs import job_finished
 
-    job_finished(sender.name, succeeded=state == "SUCCESS")
+    if sender.name.startswith("tasks."):
+        job_finished(sender.name, succeeded=state == "SUCCESS")
 
 
 def on_threshold_crossed(user_id: int, **_kwargs: Any) -> None:
