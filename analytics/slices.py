@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
-from django.db.models import F, Q, QuerySet
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet, Subquery, Value
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
 from analytics.models import DailyUsageSummary, RollupRun, RunOutcome, UsageHourlyBucket, UserAICostSummary
@@ -48,6 +48,7 @@ RATE = Decimal("0.0001")
 TENTH = Decimal("0.1")
 DAY = timedelta(days=1)
 Ranges = list[tuple[datetime, datetime]]
+Days = list[tuple[date, date]]
 ALWAYS_MEASURED = frozenset({"total_requests", "total_cost"})  # comparisons and active users rely on them
 UNBOUNDED_SUMS = frozenset({*WIDE_SUMS, "total_cost"})  # sums a raw statement must not cast to bigint
 
@@ -164,16 +165,48 @@ def _whole_hour_zone(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
 
 def dirty_hours(start: datetime, end: datetime) -> set[datetime]:
     """UTC hours in [start, end) whose buckets may not include every log yet: hours of logs written since the
-    last scheduled rollup began (less its rescan overlap), and hours marked for repricing."""
-    last = RollupRun.objects.filter(outcome=RunOutcome.SUCCEEDED, trigger="schedule").order_by("-started_at").first()
-    if last is None:
+    last scheduled rollup began (less its rescan overlap), and hours marked for repricing. One statement, as a
+    round trip costs more than these few rows: the hours, and the last run's start as a marked row."""
+    found = _dirty_rows_postgresql(start, end) if connection.vendor == "postgresql" else _dirty_rows(start, end)
+    if not any(run for run, _hour in found):
         return {start + HOUR * n for n in range(int((end - start) / HOUR))}
-    recent = AIUsageLog.objects.filter(
-        recorded_at__gte=last.started_at - RESCAN_OVERLAP, occurred_at__gte=start, occurred_at__lt=end
-    ).annotate(h=TruncHour("occurred_at", tzinfo=UTC))
-    hours = set(recent.order_by().values_list("h", flat=True).distinct())  # no ordering: DISTINCT hours
-    hours |= set(StaleHour.objects.filter(hour__gte=start, hour__lt=end).values_list("hour", flat=True))
-    return hours
+    return {hour for run, hour in found if not run}
+
+
+def _dirty_rows(start: datetime, end: datetime) -> set[tuple[bool, datetime]]:
+    last = RollupRun.objects.filter(outcome=RunOutcome.SUCCEEDED, trigger="schedule").order_by("-started_at")[:1]
+    since = ExpressionWrapper(Subquery(last.values("started_at")) - RESCAN_OVERLAP, output_field=DateTimeField())
+    recent = AIUsageLog.objects.filter(recorded_at__gte=since, occurred_at__gte=start, occurred_at__lt=end)
+    hours = recent.annotate(h=TruncHour("occurred_at", tzinfo=UTC), run=Value(False)).values_list("run", "h")
+    stale = StaleHour.objects.filter(hour__gte=start, hour__lt=end).annotate(run=Value(False))
+    ran = RollupRun.objects.filter(pk__in=last.values("pk")).annotate(run=Value(True), h=F("started_at"))
+    rows = (
+        hours.distinct()
+        .order_by()
+        .union(stale.order_by().values_list("run", "hour"), ran.order_by().values_list("run", "h"), all=True)
+    )
+    return {(bool(run), hour) for run, hour in rows}
+
+
+# The same rows as _dirty_rows, written out: composing that statement takes Django longer than PostgreSQL takes to
+# run it. Sorted, the few distinct hours are found by sorting, not in a hash table sized for the planner's guess
+# (a third of the table) of the logs written since a run it cannot know in advance.
+LAST_RUN = f"""SELECT started_at FROM {RollupRun._meta.db_table} WHERE outcome = %s AND trigger = 'schedule'
+    ORDER BY started_at DESC LIMIT 1"""
+DIRTY_ROWS = f"""
+(SELECT DISTINCT false, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour
+ FROM {AIUsageLog._meta.db_table}
+ WHERE recorded_at >= ({LAST_RUN}) - %s AND occurred_at >= %s AND occurred_at < %s ORDER BY 2)
+UNION ALL SELECT false, hour FROM {StaleHour._meta.db_table} WHERE hour >= %s AND hour < %s
+UNION ALL (SELECT true, started_at FROM ({LAST_RUN}) AS last)
+"""
+
+
+def _dirty_rows_postgresql(start: datetime, end: datetime) -> set[tuple[bool, datetime]]:
+    params: list[Any] = [RunOutcome.SUCCEEDED, RESCAN_OVERLAP, start, end, start, end, RunOutcome.SUCCEEDED]
+    with connection.cursor() as cursor:
+        cursor.execute(DIRTY_ROWS, params)
+        return {(run, hour) for run, hour in cursor.fetchall()}
 
 
 def _within(field_name: str, ranges: Iterable[tuple[datetime, datetime]]) -> Q:
@@ -244,6 +277,9 @@ class SliceQuery:
         if self._ranks_in_database(keys, daily):
             ranked = self._top_users_across_sources(hourly, dirty_ranges, unsettled)
             return _merge([ranked], keys, self.granularity, source)
+        if daily is not None and self._sums_in_database(keys):
+            summed = self._sum_across_sources(daily, keys, hourly, dirty_ranges, unsettled)
+            return _merge([summed], keys, self.granularity, source)
         if hourly:
             parts.append(self._buckets(keys, hourly, dirty_ranges))
         if dirty_ranges:
@@ -271,18 +307,12 @@ class SliceQuery:
         return None
 
     def _days(
-        self, table: type[models.Model], keys: list[str], unsettled: list[tuple[date, date]], also: set[int]
+        self, table: type[models.Model], keys: list[str], unsettled: Days, also: set[int]
     ) -> list[dict[str, Any]]:
         """Grouped rows of the settled days. For a top-n ranking, only the n best users of those days and the
         users `also` found elsewhere (the unsettled hours): no other user can rank among the n best overall."""
-        rows = self._settled_days(table, unsettled)
-        names = [DIMENSIONS[key] for key in keys]
-        if self.granularity == "day":
-            rows, names = rows.annotate(period=F("date")), ["period", *names]
-        elif self.granularity:
-            rows, names = rows.annotate(period=DATE_TRUNCATE[self.granularity]("date")), ["period", *names]
-        if self.with_users and "user_id" not in names:
-            names = [*names, "user_id"]
+        rows = self._day_periods(self._settled_days(table, unsettled))
+        names = self._group_names(keys)
         if self.top is not None and names == ["user_id"]:
             grouped = rows.order_by().values(*names).annotate(**self._wanted(summary_metrics()))
             return _top_rows(grouped, self.top, also)
@@ -292,7 +322,13 @@ class SliceQuery:
                 row["period"] = zone_start(row["period"], self.zone)
         return found
 
-    def _settled_days(self, table: type[models.Model], unsettled: list[tuple[date, date]]) -> QuerySet[Any]:
+    def _day_periods(self, rows: QuerySet[Any]) -> QuerySet[Any]:
+        """Daily summary rows with the first day of their period (a day is the date itself)."""
+        if not self.granularity:
+            return rows
+        return rows.annotate(period=F("date") if self.granularity == "day" else DATE_TRUNCATE[self.granularity]("date"))
+
+    def _settled_days(self, table: type[models.Model], unsettled: Days) -> QuerySet[Any]:
         first, end = self.start.astimezone(self.zone).date(), self.end.astimezone(self.zone).date()
         rows = table._default_manager.filter(date__gte=first, date__lt=end).filter(self.filters.q())
         for low, high in unsettled:
@@ -318,6 +354,45 @@ class SliceQuery:
             self._wanted(summary_metrics()), self.with_users,
         )  # fmt: skip
 
+    def _group_names(self, keys: list[str]) -> list[str]:
+        names = [DIMENSIONS[key] for key in keys]
+        names = ["period", *names] if self.granularity else names
+        return [*names, "user_id"] if self.with_users and "user_id" not in names else names
+
+    def _sums_in_database(self, keys: list[str]) -> bool:
+        """Grouped rows (not one row of totals) on PostgreSQL: the database can sum every source in one statement."""
+        return connection.vendor == "postgresql" and bool(self._group_names(keys))
+
+    def _sum_across_sources(
+        self,
+        daily: type[models.Model],
+        keys: list[str],
+        hourly: Ranges,
+        dirty: Ranges,
+        unsettled: Days,
+    ) -> list[dict[str, Any]]:
+        """The settled days, the clean hours of unsettled days and the unrolled logs, summed per group by the
+        database in one statement: one round trip instead of three, and each group comes back once."""
+        names = self._group_names(keys)
+        summed = self._wanted(summary_metrics())
+        sources = [self._day_periods(self._settled_days(daily, unsettled)).values(*names).annotate(**summed)]
+        if hourly:
+            sources.append(self._in_periods(self._bucket_rows(hourly, dirty), "hour").values(*names).annotate(**summed))
+        if dirty:
+            logs = self._in_periods(self._log_rows(dirty), "occurred_at")
+            sources.append(logs.values(*names).annotate(**self._wanted(log_metrics())))
+        rows = _sum_in_database(sources, names)
+        for row in rows:
+            if "period" in row:
+                row["period"] = zone_start(row["period"], self.zone)
+        return rows
+
+    def _in_periods(self, rows: QuerySet[Any], time_field: str) -> QuerySet[Any]:
+        """Rows with the start of their period in the zone; as the daily tables' periods, a date (see _union)."""
+        if not self.granularity:
+            return rows
+        return rows.annotate(period=TRUNCATE[self.granularity](time_field, tzinfo=self.zone))
+
     def _ranks_in_database(self, keys: list[str], daily: type[models.Model] | None) -> bool:
         """A top-n of users with no time grain: PostgreSQL can sum every source and rank in one statement."""
         return (
@@ -325,9 +400,7 @@ class SliceQuery:
             and connection.vendor == "postgresql"
         )  # fmt: skip
 
-    def _top_users_across_sources(
-        self, hourly: Ranges, dirty: Ranges, unsettled: list[tuple[date, date]]
-    ) -> list[dict[str, Any]]:
+    def _top_users_across_sources(self, hourly: Ranges, dirty: Ranges, unsettled: Days) -> list[dict[str, Any]]:
         """The n best users over the settled days, the clean hours of unsettled days and the unrolled logs, summed
         and ranked by the database in one statement: only n rows come back, however many users were active."""
         assert self.top is not None
@@ -337,14 +410,44 @@ class SliceQuery:
             sources.append(self._bucket_rows(hourly, dirty).values("user_id").annotate(**summed))
         if dirty:
             sources.append(self._log_rows(dirty).values("user_id").annotate(**self._wanted(log_metrics())))
-        return _top_across(sources, self.top)
+        return _sum_in_database(sources, ["user_id"], self.top)
 
 
-def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int]) -> list[dict[str, Any]]:
-    """Per-user rows of several grouped sources summed per user and ranked: one UNION ALL statement that returns
+def _sum_in_database(
+    parts: list[QuerySet[Any, Any]], names: list[str], top: tuple[tuple[str, ...], int] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of several sources grouped by `names`, summed per group in one UNION ALL statement; with `top`, only
     the best `count` users by the sum of the ranking measures (ties by user id)."""
-    measures, count = top
+    union = _union(parts, names)
+    if union is None:
+        return []
+    sql, params, columns = union
+    totals = [
+        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name in UNBOUNDED_SUMS
+        else f"SUM({name})::bigint"  # counts of calls, which fit a bigint as the calls' ids do
+        for name in columns
+    ]  # fmt: skip
+    group = ", ".join(f'"{name}"' for name in names)
+    statement = f"SELECT {group}, {', '.join(totals)} FROM ({sql}) AS sources"
+    if top is None:
+        statement += f" GROUP BY {group}"
+    else:
+        rank = " + ".join(f"SUM({name})" for name in top[0])
+        statement += f" WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY {rank} DESC, user_id LIMIT %s"
+        params.append(top[1])
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = [dict(zip([*names, *columns], row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:  # token and latency sums come back as numeric: ints, as the ORM reads them
+        row.update({name: int(row[name]) for name in columns if name in WIDE_SUMS and row[name] is not None})
+    return rows
+
+
+def _union(parts: list[QuerySet[Any, Any]], names: list[str]) -> tuple[str, list[Any], list[str]] | None:
+    """The sources' group names and measures as one UNION ALL, with the measures' names; None when no source can
+    have rows. A period is a local date: the daily tables' own, and a truncated local time at midnight otherwise."""
     columns = [name for name in [*SUMMED, "latency_max_ms"] if name in parts[0].query.annotations]
+    keys = ['"period"::date AS "period"' if name == "period" else f'"{name}"' for name in names]
     selects: list[str] = []
     params: list[Any] = []
     for part in parts:
@@ -352,26 +455,9 @@ def _top_across(parts: list[QuerySet[Any, Any]], top: tuple[tuple[str, ...], int
             sql, part_params = part.order_by().query.sql_with_params()
         except EmptyResultSet:  # a filter no row can match (an empty list of user ids)
             continue
-        selects.append(f"SELECT user_id, {', '.join(columns)} FROM ({sql}) AS part")
+        selects.append(f"SELECT {', '.join([*keys, *columns])} FROM ({sql}) AS part")
         params.extend(part_params)
-    if not selects:
-        return []
-    totals = [
-        f"MAX({name})::bigint" if name == "latency_max_ms" else f"SUM({name})" if name in UNBOUNDED_SUMS
-        else f"SUM({name})::bigint"  # counts of calls, which fit a bigint as the calls' ids do
-        for name in columns
-    ]  # fmt: skip
-    rank = " + ".join(f"SUM({name})" for name in measures)
-    statement = (
-        f"SELECT user_id, {', '.join(totals)} FROM ({' UNION ALL '.join(selects)}) AS sources "
-        f"WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY {rank} DESC, user_id LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*params, count])
-        rows = [dict(zip(["user_id", *columns], row, strict=True)) for row in cursor.fetchall()]
-    for row in rows:  # token and latency sums come back as numeric: ints, as the ORM reads them
-        row.update({name: int(row[name]) for name in columns if name in WIDE_SUMS and row[name] is not None})
-    return rows
+    return (" UNION ALL ".join(selects), params, columns) if selects else None
 
 
 def _top_rows(grouped: QuerySet[Any, Any], top: tuple[tuple[str, ...], int], also: set[int]) -> list[dict[str, Any]]:
