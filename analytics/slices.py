@@ -490,8 +490,9 @@ def _merge(parts: list[list[dict[str, Any]]], keys: list[str], granularity: str 
                     group["latency_max_ms"] = max(group["latency_max_ms"] or 0, row["latency_max_ms"])
             if row.get("user_id") is not None and row["total_requests"]:
                 users[key].add(row["user_id"])
+    key_names = [name for name, _ in names]
     result = [
-        SliceRow(dict(zip([name for name, _ in names], key, strict=True)), Measures(**group, users=users[key]))
+        SliceRow(dict(zip(key_names, key, strict=True)), Measures(**group, users=users.get(key) or set()))
         for key, group in groups.items()
     ]
     maxima = [group["latency_max_ms"] for group in groups.values() if group["latency_max_ms"] is not None]
