@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, QuerySet, Subquery, Value
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour, TruncMonth, TruncWeek
 
 from analytics.models import DailyUsageSummary, RollupRun, RunOutcome, UsageHourlyBucket, UserAICostSummary
@@ -165,48 +165,35 @@ def _whole_hour_zone(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
 
 def dirty_hours(start: datetime, end: datetime) -> set[datetime]:
     """UTC hours in [start, end) whose buckets may not include every log yet: hours of logs written since the
-    last scheduled rollup began (less its rescan overlap), and hours marked for repricing. One statement, as a
-    round trip costs more than these few rows: the hours, and the last run's start as a marked row."""
-    found = _dirty_rows_postgresql(start, end) if connection.vendor == "postgresql" else _dirty_rows(start, end)
-    if not any(run for run, _hour in found):
+    last scheduled rollup began (less its rescan overlap), and hours marked for repricing."""
+    runs = RollupRun.objects.filter(outcome=RunOutcome.SUCCEEDED, trigger="schedule").order_by("-started_at")
+    last = runs.values_list("started_at", flat=True).first()
+    if last is None:
         return {start + HOUR * n for n in range(int((end - start) / HOUR))}
-    return {hour for run, hour in found if not run}
+    # The run's start is sent as a value, not a subquery: PostgreSQL then knows how few logs were written since
+    # and finds them through the index on write time.
+    if connection.vendor == "postgresql":
+        return _dirty_hours_postgresql(last - RESCAN_OVERLAP, start, end)
+    recent = AIUsageLog.objects.filter(
+        recorded_at__gte=last - RESCAN_OVERLAP, occurred_at__gte=start, occurred_at__lt=end
+    ).annotate(h=TruncHour("occurred_at", tzinfo=UTC))
+    hours = set(recent.order_by().values_list("h", flat=True).distinct())  # no ordering: DISTINCT hours
+    hours |= set(StaleHour.objects.filter(hour__gte=start, hour__lt=end).values_list("hour", flat=True))
+    return hours
 
 
-def _dirty_rows(start: datetime, end: datetime) -> set[tuple[bool, datetime]]:
-    last = RollupRun.objects.filter(outcome=RunOutcome.SUCCEEDED, trigger="schedule").order_by("-started_at")[:1]
-    since = ExpressionWrapper(Subquery(last.values("started_at")) - RESCAN_OVERLAP, output_field=DateTimeField())
-    recent = AIUsageLog.objects.filter(recorded_at__gte=since, occurred_at__gte=start, occurred_at__lt=end)
-    hours = recent.annotate(h=TruncHour("occurred_at", tzinfo=UTC), run=Value(False)).values_list("run", "h")
-    stale = StaleHour.objects.filter(hour__gte=start, hour__lt=end).annotate(run=Value(False))
-    ran = RollupRun.objects.filter(pk__in=last.values("pk")).annotate(run=Value(True), h=F("started_at"))
-    rows = (
-        hours.distinct()
-        .order_by()
-        .union(stale.order_by().values_list("run", "hour"), ran.order_by().values_list("run", "h"), all=True)
-    )
-    return {(bool(run), hour) for run, hour in rows}
-
-
-# The same rows as _dirty_rows, written out: composing that statement takes Django longer than PostgreSQL takes to
-# run it. Sorted, the few distinct hours are found by sorting, not in a hash table sized for the planner's guess
-# (a third of the table) of the logs written since a run it cannot know in advance.
-LAST_RUN = f"""SELECT started_at FROM {RollupRun._meta.db_table} WHERE outcome = %s AND trigger = 'schedule'
-    ORDER BY started_at DESC LIMIT 1"""
-DIRTY_ROWS = f"""
-(SELECT DISTINCT false, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour
- FROM {AIUsageLog._meta.db_table}
- WHERE recorded_at >= ({LAST_RUN}) - %s AND occurred_at >= %s AND occurred_at < %s ORDER BY 2)
-UNION ALL SELECT false, hour FROM {StaleHour._meta.db_table} WHERE hour >= %s AND hour < %s
-UNION ALL (SELECT true, started_at FROM ({LAST_RUN}) AS last)
+# The same hours in one statement, written out: composing it takes Django longer than PostgreSQL takes to run it.
+DIRTY_HOURS = f"""
+SELECT DISTINCT date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' FROM {AIUsageLog._meta.db_table}
+WHERE recorded_at >= %s AND occurred_at >= %s AND occurred_at < %s
+UNION SELECT hour FROM {StaleHour._meta.db_table} WHERE hour >= %s AND hour < %s
 """
 
 
-def _dirty_rows_postgresql(start: datetime, end: datetime) -> set[tuple[bool, datetime]]:
-    params: list[Any] = [RunOutcome.SUCCEEDED, RESCAN_OVERLAP, start, end, start, end, RunOutcome.SUCCEEDED]
+def _dirty_hours_postgresql(since: datetime, start: datetime, end: datetime) -> set[datetime]:
     with connection.cursor() as cursor:
-        cursor.execute(DIRTY_ROWS, params)
-        return {(run, hour) for run, hour in cursor.fetchall()}
+        cursor.execute(DIRTY_HOURS, [since, start, end, start, end])
+        return {hour for (hour,) in cursor.fetchall()}
 
 
 def _within(field_name: str, ranges: Iterable[tuple[datetime, datetime]]) -> Q:
