@@ -362,13 +362,24 @@ class SliceQuery:
         database in one statement: one round trip instead of three, and each group comes back once."""
         names = self._group_names(keys)
         summed = self._wanted(summary_metrics())
-        sources = [self._day_periods(self._settled_days(daily, unsettled)).values(*names).annotate(**summed)]
-        if hourly:
-            sources.append(self._in_periods(self._bucket_rows(hourly, dirty), "hour").values(*names).annotate(**summed))
+        less: list[QuerySet[Any, Any]] = []
+        if "latency_max_ms" in summed or self.with_users:  # a maximum or a set of users cannot be subtracted
+            sources = [self._day_periods(self._settled_days(daily, unsettled)).values(*names).annotate(**summed)]
+            if hourly:
+                buckets = self._bucket_rows(hourly, dirty)
+                sources.append(self._in_periods(buckets, "hour").values(*names).annotate(**summed))
+        else:
+            # A day's daily rows are the sum of its buckets (a rollup rebuilds both in one transaction), so the clean
+            # hours of an unsettled day are its daily rows less the buckets of its dirty hours: a few hours' buckets
+            # read instead of a whole busy day's.
+            sources = [self._day_periods(self._settled_days(daily, [])).values(*names).annotate(**summed)]
+            if dirty:
+                buckets = UsageHourlyBucket.objects.filter(_within("hour", dirty)).filter(self.filters.q())
+                less.append(self._in_periods(buckets, "hour").values(*names).annotate(**summed))
         if dirty:
             logs = self._in_periods(self._log_rows(dirty), "occurred_at")
             sources.append(logs.values(*names).annotate(**self._wanted(log_metrics())))
-        rows = _sum_in_database(sources, names)
+        rows = _sum_in_database(sources, names, less=less)
         for row in rows:
             if "period" in row:
                 row["period"] = zone_start(row["period"], self.zone)
@@ -401,11 +412,15 @@ class SliceQuery:
 
 
 def _sum_in_database(
-    parts: list[QuerySet[Any, Any]], names: list[str], top: tuple[tuple[str, ...], int] | None = None
+    parts: list[QuerySet[Any, Any]],
+    names: list[str],
+    top: tuple[tuple[str, ...], int] | None = None,
+    less: list[QuerySet[Any, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of several sources grouped by `names`, summed per group in one UNION ALL statement; with `top`, only
-    the best `count` users by the sum of the ranking measures (ties by user id)."""
-    union = _union(parts, names)
+    """Rows of several sources grouped by `names`, summed per group in one UNION ALL statement, the rows of `less`
+    subtracted (a group whose calls sum to none is left out, as when no source has it); with `top`, only the best
+    `count` users by the sum of the ranking measures (ties by user id)."""
+    union = _union(parts, names, less or [])
     if union is None:
         return []
     sql, params, columns = union
@@ -417,7 +432,7 @@ def _sum_in_database(
     group = ", ".join(f'"{name}"' for name in names)
     statement = f"SELECT {group}, {', '.join(totals)} FROM ({sql}) AS sources"
     if top is None:
-        statement += f" GROUP BY {group}"
+        statement += f" GROUP BY {group}" + (" HAVING SUM(total_requests) <> 0" if less else "")
     else:
         rank = " + ".join(f"SUM({name})" for name in top[0])
         statement += f" WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY {rank} DESC, user_id LIMIT %s"
@@ -430,19 +445,23 @@ def _sum_in_database(
     return rows
 
 
-def _union(parts: list[QuerySet[Any, Any]], names: list[str]) -> tuple[str, list[Any], list[str]] | None:
-    """The sources' group names and measures as one UNION ALL, with the measures' names; None when no source can
-    have rows. A period is a local date: the daily tables' own, and a truncated local time at midnight otherwise."""
+def _union(
+    parts: list[QuerySet[Any, Any]], names: list[str], less: list[QuerySet[Any, Any]]
+) -> tuple[str, list[Any], list[str]] | None:
+    """The sources' group names and measures as one UNION ALL (negated for the sources in `less`), with the
+    measures' names; None when no source can have rows. A period is a local date: the daily tables' own, and a
+    truncated local time at midnight otherwise."""
     columns = [name for name in [*SUMMED, "latency_max_ms"] if name in parts[0].query.annotations]
     keys = ['"period"::date AS "period"' if name == "period" else f'"{name}"' for name in names]
     selects: list[str] = []
     params: list[Any] = []
-    for part in parts:
+    for part, sign in [(part, "") for part in parts] + [(part, "-") for part in less]:
         try:
             sql, part_params = part.order_by().query.sql_with_params()
         except EmptyResultSet:  # a filter no row can match (an empty list of user ids)
             continue
-        selects.append(f"SELECT {', '.join([*keys, *columns])} FROM ({sql}) AS part")
+        measures = [f"{sign}{name} AS {name}" for name in columns]
+        selects.append(f"SELECT {', '.join([*keys, *measures])} FROM ({sql}) AS part")
         params.extend(part_params)
     return (" UNION ALL ".join(selects), params, columns) if selects else None
 
