@@ -361,29 +361,36 @@ class SliceQuery:
         """The settled days, the clean hours of unsettled days and the unrolled logs, summed per group by the
         database in one statement: one round trip instead of three, and each group comes back once."""
         names = self._group_names(keys)
-        summed = self._wanted(summary_metrics())
-        less: list[QuerySet[Any, Any]] = []
-        if "latency_max_ms" in summed or self.with_users:  # a maximum or a set of users cannot be subtracted
-            sources = [self._day_periods(self._settled_days(daily, unsettled)).values(*names).annotate(**summed)]
-            if hourly:
-                buckets = self._bucket_rows(hourly, dirty)
-                sources.append(self._in_periods(buckets, "hour").values(*names).annotate(**summed))
-        else:
-            # A day's daily rows are the sum of its buckets (a rollup rebuilds both in one transaction), so the clean
-            # hours of an unsettled day are its daily rows less the buckets of its dirty hours: a few hours' buckets
-            # read instead of a whole busy day's.
-            sources = [self._day_periods(self._settled_days(daily, [])).values(*names).annotate(**summed)]
-            if dirty:
-                buckets = UsageHourlyBucket.objects.filter(_within("hour", dirty)).filter(self.filters.q())
-                less.append(self._in_periods(buckets, "hour").values(*names).annotate(**summed))
-        if dirty:
-            logs = self._in_periods(self._log_rows(dirty), "occurred_at")
-            sources.append(logs.values(*names).annotate(**self._wanted(log_metrics())))
+        sources, less = self._sources(daily, names, hourly, dirty, unsettled)
         rows = _sum_in_database(sources, names, less=less)
         for row in rows:
             if "period" in row:
                 row["period"] = zone_start(row["period"], self.zone)
         return rows
+
+    def _sources(
+        self, daily: type[models.Model], names: list[str], hourly: Ranges, dirty: Ranges, unsettled: Days
+    ) -> tuple[list[QuerySet[Any, Any]], list[QuerySet[Any, Any]]]:
+        """The grouped sources to add up, and those to subtract: the settled days, the clean hours of unsettled days
+        and the unrolled logs."""
+        summed = self._wanted(summary_metrics())
+        if "latency_max_ms" in summed or self.with_users:  # a maximum or a set of users cannot be subtracted
+            sources = [self._day_periods(self._settled_days(daily, unsettled)).values(*names).annotate(**summed)]
+            if hourly:
+                buckets = self._bucket_rows(hourly, dirty)
+                sources.append(self._in_periods(buckets, "hour").values(*names).annotate(**summed))
+            less = []
+        else:
+            # A day's daily rows are the sum of its buckets (a rollup rebuilds both in one transaction), so the clean
+            # hours of an unsettled day are its daily rows less the buckets of its dirty hours: a few hours' buckets
+            # read instead of a whole busy day's.
+            sources = [self._day_periods(self._settled_days(daily, [])).values(*names).annotate(**summed)]
+            buckets = UsageHourlyBucket.objects.filter(_within("hour", dirty)).filter(self.filters.q())
+            less = [self._in_periods(buckets, "hour").values(*names).annotate(**summed)] if dirty else []
+        if dirty:
+            logs = self._in_periods(self._log_rows(dirty), "occurred_at")
+            sources.append(logs.values(*names).annotate(**self._wanted(log_metrics())))
+        return sources, less
 
     def _in_periods(self, rows: QuerySet[Any], time_field: str) -> QuerySet[Any]:
         """Rows with the start of their period in the zone; as the daily tables' periods, a date (see _union)."""
@@ -402,13 +409,8 @@ class SliceQuery:
         """The n best users over the settled days, the clean hours of unsettled days and the unrolled logs, summed
         and ranked by the database in one statement: only n rows come back, however many users were active."""
         assert self.top is not None
-        summed = self._wanted(summary_metrics())
-        sources = [self._settled_days(UserAICostSummary, unsettled).values("user_id").annotate(**summed)]
-        if hourly:
-            sources.append(self._bucket_rows(hourly, dirty).values("user_id").annotate(**summed))
-        if dirty:
-            sources.append(self._log_rows(dirty).values("user_id").annotate(**self._wanted(log_metrics())))
-        return _sum_in_database(sources, ["user_id"], self.top)
+        sources, less = self._sources(UserAICostSummary, ["user_id"], hourly, dirty, unsettled)
+        return _sum_in_database(sources, ["user_id"], self.top, less)
 
 
 def _sum_in_database(
@@ -431,11 +433,12 @@ def _sum_in_database(
     ]  # fmt: skip
     group = ", ".join(f'"{name}"' for name in names)
     statement = f"SELECT {group}, {', '.join(totals)} FROM ({sql}) AS sources"
+    having = " HAVING SUM(total_requests) <> 0" if less else ""
     if top is None:
-        statement += f" GROUP BY {group}" + (" HAVING SUM(total_requests) <> 0" if less else "")
+        statement += f" GROUP BY {group}{having}"
     else:
         rank = " + ".join(f"SUM({name})" for name in top[0])
-        statement += f" WHERE user_id IS NOT NULL GROUP BY user_id ORDER BY {rank} DESC, user_id LIMIT %s"
+        statement += f" WHERE user_id IS NOT NULL GROUP BY user_id{having} ORDER BY {rank} DESC, user_id LIMIT %s"
         params.append(top[1])
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
