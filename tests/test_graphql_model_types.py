@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics.models import RollupRun
+from graphql_api.limits.cost import query_cost
 from tests.helpers.people import user_with
 from tests.test_graphql_api import error_messages, gql, logged_in
 from usage.models import AIProviderPricing, AIUsageLog, SpendAlert, UserSpendLimit
@@ -110,7 +111,7 @@ def test_usage_logs_filters_and_ordering(alice: Any) -> None:
 )
 def test_page_bounds_are_errors_not_silent_caps(alice: Any, pagination: str, message: str) -> None:
     for field in ("usageLogs", "spendAlerts"):
-        answer = gql(logged_in(alice), "{ %s(pagination: %s) { totalCount } }" % (field, pagination))
+        answer = gql(logged_in(alice), f"{{ {field}(pagination: {pagination}) {{ totalCount }} }}")
         assert error_messages(answer) == [message]
 
 
@@ -174,7 +175,7 @@ def test_each_list_answers_in_a_constant_number_of_queries(db: None, field: str)
 
 @pytest.mark.parametrize("field", ["spendLimits", "rollupRuns"])
 def test_lists_for_analysts_refuse_others_with_the_permission(alice: Any, field: str) -> None:
-    answer = gql(logged_in(alice), "{ %s { totalCount } }" % field)
+    answer = gql(logged_in(alice), f"{{ {field} {{ totalCount }} }}")
     assert error_messages(answer) == [f"{field} {DENIED_VIEW}"]
     assert answer["data"] is None
 
@@ -194,7 +195,7 @@ def test_spend_alerts_are_the_callers_own_and_naming_others_is_refused(alice: An
         {"id": str(mine.pk), "period": "month", "periodStart": "2026-03-01", "threshold": 100,
          "spend": "10.25", "limit": "10", "sent": True, "user": {"username": "alice"}},
     ]}}}  # fmt: skip
-    refused = gql(logged_in(alice), '{ spendAlerts(filters: {userIds: ["%s"]}) { totalCount } }' % bob.pk)
+    refused = gql(logged_in(alice), f'{{ spendAlerts(filters: {{userIds: ["{bob.pk}"]}}) {{ totalCount }} }}')
     assert error_messages(refused) == [f"filters.userIds: reading other users {DENIED_VIEW}"]
     analyst = user_with("ana", "view_ai_analytics")
     unsent = gql(
@@ -222,3 +223,12 @@ def test_spend_limits_and_rollup_runs_for_an_analyst(alice: Any, bob: Any) -> No
     assert runs["data"]["rollupRuns"]["results"] == [{"id": str(first.pk), "hours": 3}]
     latest = gql(logged_in(analyst), "{ rollupRuns(pagination: {limit: 1}) { totalCount results { error } } }")
     assert latest["data"]["rollupRuns"] == {"totalCount": 2, "results": [{"error": "boom"}]}
+
+
+def test_each_page_of_a_list_costs_ten_units() -> None:
+    assert [query_cost(f"{{ {name} {{ totalCount }} }}") for name in ("spendLimits", "spendAlerts", "rollupRuns")] == [
+        10,
+        10,
+        10,
+    ]
+    assert query_cost("{ a: rollupRuns { totalCount } b: spendAlerts { totalCount } }") == 20

@@ -106,7 +106,7 @@ class SpendListsQuery:
         OffsetPaginated[SpendAlertType],
         permission_classes=[SignedIn],
         extensions=[PageBounds()],
-        description="Spend alerts, latest first, 100 a page: the caller's own, everyone's with usage.view_ai_analytics.",
+        description="Spend alerts, latest first, 100 a page: the caller's own, all with usage.view_ai_analytics.",
     )
     def spend_alerts(self, info: Info) -> QuerySet[Any]:
         return spend_alerts_visible_to(current_user(info)).order_by("-created_at", "-id")

@@ -73,6 +73,7 @@ class UsageLogsQuery:
         filters: PriceVersionFilter | None = None,
         ordering: list[PriceVersionOrdering] | None = None,
     ) -> list[PriceVersion]:
+        # strawberry-django applies `filters` and `ordering` to the queryset this returns.
         return prices(provider, model, include_history)
 
 

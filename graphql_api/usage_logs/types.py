@@ -17,6 +17,7 @@ from strawberry_django.pagination import OffsetPaginated
 
 from graphql_api.context import Info
 from graphql_api.errors import BadArgumentError, PermissionDeniedError
+from graphql_api.pages import MAX_PAGE
 from graphql_api.permissions import current_user
 from graphql_api.scalars import BigInt, Money
 from graphql_api.slices.inputs import TimeRange, UsageFilter
@@ -26,8 +27,6 @@ from usage.models import AIProviderPricing, AIUsageLog
 from usage.permissions import NotPermitted
 from usage.validation import parse_id
 from usage.visibility import check_user_ids, logs_visible_to, price_versions
-
-MAX_LOG_PAGE = 100
 
 
 @strawberry.enum
@@ -134,8 +133,8 @@ def logs_in(info: Info, range: TimeRange | None, filter: UsageFilter | None) -> 
 
 
 def check_limit(limit: int) -> None:
-    if not 1 <= limit <= MAX_LOG_PAGE:
-        raise BadArgumentError("limit", f"must be between 1 and {MAX_LOG_PAGE}, got {limit}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadArgumentError("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
 
 
 def costliest_requests(info: Info, range: TimeRange | None, filter: UsageFilter | None, limit: int,
