@@ -16,8 +16,7 @@ from graphql_api.context import Info
 from graphql_api.pages import PageBounds
 from graphql_api.permissions import ReadsEveryone, SignedIn, current_user
 from graphql_api.scalars import Money
-from graphql_api.usage_logs.types import user_ids_q
-from graphql_api.users import UserType
+from graphql_api.users import UserType, user_ids_q
 from usage.models import SpendAlert, UserSpendLimit
 from usage.visibility import spend_alerts_visible_to, spend_limits_visible_to
 

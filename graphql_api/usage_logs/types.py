@@ -16,35 +16,21 @@ from strawberry_django import ComparisonFilterLookup
 from strawberry_django.pagination import OffsetPaginated
 
 from graphql_api.context import Info
-from graphql_api.errors import BadArgumentError, PermissionDeniedError
+from graphql_api.errors import BadArgumentError
 from graphql_api.pages import MAX_PAGE
 from graphql_api.permissions import current_user
 from graphql_api.scalars import BigInt, Money
 from graphql_api.slices.inputs import TimeRange, UsageFilter
 from graphql_api.slices.reading import report_range, scoped_filter
-from graphql_api.users import UserType
+from graphql_api.users import UserType, user_ids_q
 from usage.models import AIProviderPricing, AIUsageLog
-from usage.permissions import NotPermitted
-from usage.validation import parse_id
-from usage.visibility import check_user_ids, logs_visible_to, price_versions
+from usage.visibility import logs_visible_to, price_versions
 
 
 @strawberry.enum
 class LogOrder(Enum):
     COST = "cost"
     DATE = "date"
-
-
-def user_ids_q(info: Info, value: list[strawberry.ID], prefix: str, argument: str) -> Q:
-    """Rows of these users; naming another user without the permission to see everyone is refused."""
-    parsed = [parse_id(user_id) for user_id in value]
-    if any(user_id is None for user_id in parsed):
-        raise BadArgumentError(argument, "must be user ids")
-    try:
-        check_user_ids(current_user(info), [int(user_id) for user_id in parsed if user_id is not None], argument)
-    except NotPermitted as exc:
-        raise PermissionDeniedError(str(exc)) from exc
-    return Q(**{f"{prefix}user_id__in": parsed})
 
 
 @strawberry_django.filter_type(AIUsageLog, lookups=True)
