@@ -3,6 +3,7 @@ The API's lists start from these querysets, so a list can never show a row its c
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
@@ -34,7 +35,7 @@ def check_user_ids(user: Any, user_ids: list[int], what: str) -> None:
 
 
 def price_versions(
-    provider: str | None, model: str | None, include_history: bool, now: Any
+    provider: str | None, model: str | None, include_history: bool, now: datetime
 ) -> QuerySet[AIProviderPricing]:
     """Price versions of a provider and model (any when None): those in force at `now`, or every version."""
     rows = AIProviderPricing.objects.order_by("provider", "model", "-effective_from")
