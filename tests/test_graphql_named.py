@@ -99,10 +99,11 @@ def test_costliest_requests_and_log_pages(alice: Any, staff: Any, calls: None) -
     ]  # fmt: skip
     mine = gql(logged_in(alice), costliest)["data"]["costliestRequests"]
     assert {r["userId"] for r in mine} == {str(alice.pk)} and len(mine) == 3
-    page = gql(logged_in(staff), "{ usageLogs(range: {days: 30}, offset: 4, limit: 5) { totalCount items { model } } }")
-    assert page["data"]["usageLogs"] == {"totalCount": 6, "items": [{"model": "acme-1"}, {"model": "beta-big"}]}
-    refused = gql(logged_in(staff), "{ usageLogs(limit: 101) { totalCount } }")
-    assert error_messages(refused) == ["limit: must be between 1 and 100, got 101"]
+    page_query = "{ usageLogs(range: {days: 30}, pagination: {offset: 4, limit: 5}) { totalCount results { model } } }"
+    page = gql(logged_in(staff), page_query)
+    assert page["data"]["usageLogs"] == {"totalCount": 6, "results": [{"model": "acme-1"}, {"model": "beta-big"}]}
+    refused = gql(logged_in(staff), "{ usageLogs(pagination: {limit: 101}) { totalCount } }")
+    assert error_messages(refused) == ["pagination.limit: must be between 1 and 100, got 101"]
 
 
 def test_cau_and_its_trend_are_for_staff_and_agree_with_the_tracker(alice: Any, staff: Any, calls: None) -> None:
@@ -146,7 +147,7 @@ def test_query_counts_do_not_grow_with_the_data(staff: Any, calls: None, alice: 
     client = logged_in(staff)
     queries = {
         SUMMARY: None,
-        "{ usageLogs(range: {days: 30}, limit: 100) { totalCount items { model userId } } }": None,
+        "{ usageLogs(range: {days: 30}, pagination: {limit: 100}) { totalCount results { model userId } } }": None,
         "{ usage(groupBy: [USER, MODEL], granularity: DAY) { rows { userId metrics { cost activeUsers } } } }": None,
         "{ costTimeline(range: {days: 90}, groupBy: [PROVIDER]) { rows { period provider metrics { cost } } } }": None,
     }
