@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -72,33 +72,29 @@ def fetch_one(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = 
         with db.cursor() as django_cursor:
             django_cursor.execute(sql, params)
             return django_cursor.fetchone()
-    if db.connection is None:
-        db.ensure_connection()
-    started = time.monotonic()
-    with db.wrap_database_errors:
-        cursor = _write_path_cursor(db)
-        cursor.execute(sql, params, prepare=True)
-        row = cursor.fetchone()
-    if db.queries_logged:  # keep query logging (tests, debug tools) complete
-        db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    return row
+    with _prepared(db, sql, params) as cursor:
+        return cursor.fetchone()
 
 
 def fetch_all(sql: str, params: Sequence[Any], db: BaseDatabaseWrapper | None = None) -> list[tuple[Any, ...]]:
     """fetch_one's way (PostgreSQL only) for a statement returning many rows. Placeholders written %b send their
     parameter in binary: a batch's per-column arrays go in half the time psycopg takes to quote each element."""
-    if db is None:
-        db = connections[DEFAULT_DB_ALIAS]
+    with _prepared(db or connections[DEFAULT_DB_ALIAS], sql, params) as cursor:
+        return cursor.fetchall() if cursor.description is not None else []  # [] for a statement of no rows
+
+
+@contextmanager
+def _prepared(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> Iterator[psycopg.Cursor[Any]]:
+    """The write-path cursor after running a prepared statement, with Django's error types and query log."""
     if db.connection is None:
         db.ensure_connection()
     started = time.monotonic()
     with db.wrap_database_errors:
         cursor = _write_path_cursor(db)
         cursor.execute(sql, params, prepare=True)
-        rows = cursor.fetchall() if cursor.description is not None else []  # [] for a statement of no rows
-    if db.queries_logged:
+        yield cursor
+    if db.queries_logged:  # keep query logging (tests, debug tools) complete
         db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-    return rows
 
 
 def _write_path_cursor(db: BaseDatabaseWrapper) -> psycopg.Cursor[Any]:
