@@ -20,7 +20,6 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from analytics.csv_safety import SafeCsvWriter
 from analytics.models import DailyUsageSummary
@@ -29,7 +28,9 @@ from analytics.rollup import WideSum
 from analytics.slices import SliceQuery
 from usage.admin import ReadsEveryonesUsage
 from usage.models import AIUsageLog, CallStatus
+from usage.money import on_page
 
+CENT, DIME = Decimal("0.01"), Decimal("0.10")  # the cost column's colours change at these amounts
 STATUS_COLOURS = {
     "success": "#2e7d32",
     "error": "#c62828",
@@ -161,6 +162,7 @@ class CappedCountPaginator(Paginator):
 
 @admin.register(AIUsageLog)
 class AIUsageLogAdmin(ReadsEveryonesUsage):
+    money_fields = ("total_cost",)
     list_display = (
         "occurred_at",
         "user",
@@ -215,18 +217,12 @@ class AIUsageLogAdmin(ReadsEveryonesUsage):
             obj.output_tokens,
         )
 
-    @admin.display(description="cost (USD)", ordering="total_cost")
+    @admin.display(description="cost", ordering="total_cost")
     def cost(self, obj: AIUsageLog) -> str:
         if obj.total_cost is None:
-            return mark_safe('<strong style="color:#c62828">unpriced</strong>')
-        colour = (
-            "#2e7d32"
-            if obj.total_cost < Decimal("0.01")
-            else "#ef6c00"
-            if obj.total_cost < Decimal("0.10")
-            else "#c62828"
-        )
-        return format_html('<span style="color:{}">${}</span>', colour, f"{obj.total_cost:.6f}")
+            return format_html('<strong class="ai-unpriced" style="color:#c62828">{}</strong>', "unpriced")
+        colour = "#2e7d32" if obj.total_cost < CENT else "#ef6c00" if obj.total_cost < DIME else "#c62828"
+        return format_html('<span style="color:{}">{}</span>', colour, on_page(obj.total_cost))
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: AIUsageLog) -> str:
