@@ -163,17 +163,7 @@ class CappedCountPaginator(Paginator):
 @admin.register(AIUsageLog)
 class AIUsageLogAdmin(ReadsEveryonesUsage):
     money_fields = ("total_cost",)
-    list_display = (
-        "occurred_at",
-        "user",
-        "feature",
-        "provider",
-        "model",
-        "tokens",
-        "cost",
-        "status_badge",
-        "latency_ms",
-    )
+    list_display = ("when", "user", "feature", "provider_model", "tokens", "cost", "status_badge", "latency")
     list_filter = (ProviderFilter, ModelFilter, FeatureFilter, "status", PricedFilter, "occurred_at")
     search_fields = ("user__username", "user__email", "feature", "session_id", "event_id")
     # No date_hierarchy: its year links need a DISTINCT over every log. The occurred_at filter gives the ranges.
@@ -205,6 +195,18 @@ class AIUsageLogAdmin(ReadsEveryonesUsage):
     @admin.action(description="Export selected logs as CSV")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[AIUsageLog]) -> StreamingHttpResponse:
         return stream_logs_csv(queryset)
+
+    @admin.display(description="when (UTC)", ordering="occurred_at")
+    def when(self, obj: AIUsageLog) -> str:
+        return f"{obj.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="model", ordering="model")
+    def provider_model(self, obj: AIUsageLog) -> str:
+        return f"{obj.provider} / {obj.model}"
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: AIUsageLog) -> str:
+        return "\u2013" if obj.latency_ms is None else f"{obj.latency_ms:,} ms"
 
     @admin.display(description="tokens (in / out)")
     def tokens(self, obj: AIUsageLog) -> str:

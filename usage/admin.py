@@ -154,7 +154,7 @@ class UserSpendLimitAdmin(ReadsEveryonesUsage):
         limit_cache.clear()  # this process enforces the new limit at once, others within AI_PRICING_CACHE_SECONDS
 
     @admin.action(
-        description="Reset this period's alerts (alert again when a threshold is crossed)", permissions=["change"]
+        description="Reset this period's alerts (so they are sent again)", permissions=["change"]
     )
     def reset_alerts(self, request: HttpRequest, queryset: QuerySet[UserSpendLimit]) -> None:
         removed = reset_current_alerts(list(queryset.values_list("user_id", flat=True)))
