@@ -153,9 +153,7 @@ class UserSpendLimitAdmin(ReadsEveryonesUsage):
         super().save_model(request, obj, form, change)
         limit_cache.clear()  # this process enforces the new limit at once, others within AI_PRICING_CACHE_SECONDS
 
-    @admin.action(
-        description="Reset this period's alerts (so they are sent again)", permissions=["change"]
-    )
+    @admin.action(description="Reset this period's alerts (so they are sent again)", permissions=["change"])
     def reset_alerts(self, request: HttpRequest, queryset: QuerySet[UserSpendLimit]) -> None:
         removed = reset_current_alerts(list(queryset.values_list("user_id", flat=True)))
         self.message_user(request, f"{removed} alert record(s) of the current day and month removed.", messages.SUCCESS)
