@@ -374,8 +374,10 @@ def test_on_a_phone_the_columns_that_matter_are_on_screen(page: Page) -> None:
         page.open("/admin/ai-analytics/")
         for cell in page.css("#recent-activity td.num, #provider-breakdown td.num:not(.ai-opt)"):
             assert page.driver.execute_script(on_screen, cell)
+        height = int(page.driver.execute_script("return document.documentElement.scrollHeight"))
+        page.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE | {"height": min(height, 4000)})
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        assert page.driver.save_screenshot(str(SCREENSHOTS / "dashboard-phone.png"))
+        assert page.driver.save_screenshot(str(SCREENSHOTS / "dashboard-phone.png"))  # the whole page
     finally:
         page.driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert page.console_errors() == []
