@@ -96,7 +96,8 @@ def priced_oddly(db: None, make_price: Any) -> dict[str, Any]:
         ("ann", "acme", "acme-1", 20_123), ("ann", "acme", "acme-1", 7_777), ("ben", "other", "other-1", 3_333),
         ("ben", "nowhere", "unknown-model", 1_000), ("ann", "nowhere", "unknown-model", 2_000),
     ]):  # fmt: skip
-        record_usage(user=people[name], feature="chat", provider=provider, model=model, input_tokens=tokens,
+        feature = "drafts" if provider == "nowhere" else "chat"  # a feature whose calls are all unpriced
+        record_usage(user=people[name], feature=feature, provider=provider, model=model, input_tokens=tokens,
                      output_tokens=tokens // 3, event_id=f"odd-{index}")  # fmt: skip
     run_rollup()
     refresh_cau_snapshots(days_back=1)
@@ -167,5 +168,8 @@ def test_unpriced_calls_are_shown_as_unpriced_in_every_breakdown(priced_oddly: d
     system = client.get("/admin/ai-analytics/system/").content.decode()
     model = re.search(r'<tr data-model="unknown-model">.*?</tr>', system)
     assert model and unpriced in model.group(0) and "$0.00" not in model.group(0)
+    feature = re.search(r'<tr data-feature="drafts">.*?</tr>', system)
+    assert feature and unpriced in feature.group(0) and "$0.00" not in feature.group(0)
+    assert '<td class="ai-opt num"><span class="ai-unpriced">unpriced</span></td>' in feature.group(0)  # average
     assert DailyUsageSummary.objects.filter(provider="nowhere").exists()
     assert AIProviderPricing.objects.count() == 2
