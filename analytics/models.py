@@ -230,3 +230,17 @@ class RollupRun(models.Model):
 
     def __str__(self) -> str:
         return f"rollup {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"
+
+
+class JobRun(models.Model):
+    """The latest run of each background job, written by the worker as the job starts and ends, so pages show it
+    at once (django-celery-beat writes its own last_run_at only every few minutes, and never for a job run by
+    hand or at first start)."""
+
+    task = models.CharField(max_length=200, unique=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=RunOutcome.choices, default=RunOutcome.RUNNING)
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"

@@ -309,3 +309,8 @@ def run_rollup(hours: set[datetime] | None = None, trigger: str = "schedule") ->
         run.finished_at = timezone.now()
         run.save()
     return run
+
+
+def recent_runs() -> QuerySet[RollupRun]:
+    """Every recorded rollup run, the latest first."""
+    return RollupRun.objects.order_by("-started_at", "-id")

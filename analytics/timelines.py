@@ -47,9 +47,10 @@ def filled(result: SliceResult, periods: list[datetime], dimensions: tuple[str, 
     """Every period for every group the result has (one group without dimensions), in period order and then by
     group; a period without calls is a row of zeros."""
     found = {(row.key.get("period"), *(row.key.get(d) for d in dimensions)): row for row in result.rows}
+    groups = _groups(result, dimensions)  # once: each period has the same groups
     rows = []
     for period in periods:
-        for group in _groups(result, dimensions):
+        for group in groups:
             key = {"period": period, **dict(zip(dimensions, group, strict=True))}
             rows.append(found.get((period, *group)) or SliceRow(key, Measures()))
     return rows

@@ -20,7 +20,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.html import strip_tags
-from django_celery_beat.models import PeriodicTask
 
 from analytics import charts
 from analytics.csv_safety import SafeCsvWriter
@@ -33,6 +32,7 @@ from analytics.dashboard import (
     unpriced_models,
     window_figures,
 )
+from analytics.job_runs import schedules_with_last_run
 from analytics.slices import Measures
 from usage import periods
 from usage.budgets import SPEND_ORDERINGS, SpendStatus, UserSpendRow, every_user_spend
@@ -195,5 +195,5 @@ def system_view(request: HttpRequest) -> HttpResponse:
         request, "system.html", "AI System Metrics",
         days=days, windows=WINDOWS, totals=figures.totals, features=figures.by("feature"),
         models=models, unpriced=unpriced_models(), rollups=recent_rollups(),
-        syncs=recent_pricing_syncs(), schedules=PeriodicTask.objects.order_by("name"), langsmith=langsmith_status(),
+        syncs=recent_pricing_syncs(), schedules=schedules_with_last_run(), langsmith=langsmith_status(),
     )  # fmt: skip

@@ -29,10 +29,11 @@ from graphql_api.limits.timeout import StatementTimeout
 from graphql_api.operations.schema import OperationsMutation, OperationsQuery
 from graphql_api.scalars import SCALAR_MAP
 from graphql_api.slices.schema import SlicesQuery
+from graphql_api.spend.limits import SpendListsQuery
 from graphql_api.spend.schema import SpendMutation, SpendQuery
 from graphql_api.usage_logs.schema import UsageLogsMutation, UsageLogsQuery
 
-Query = merge_types("Query", (OperationsQuery, SlicesQuery, UsageLogsQuery, SpendQuery))
+Query = merge_types("Query", (OperationsQuery, SlicesQuery, UsageLogsQuery, SpendQuery, SpendListsQuery))
 Mutation = merge_types("Mutation", (UsageLogsMutation, SpendMutation, OperationsMutation))
 
 

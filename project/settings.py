@@ -158,9 +158,10 @@ LANGSMITH_IMPORT_PROJECTS = env_list("LANGSMITH_IMPORT_PROJECTS")
 LANGSMITH_TIMEOUT_SECONDS = env_int("LANGSMITH_TIMEOUT_SECONDS", 3, minimum=1)
 
 # Celery: Redis when REDIS_URL is set, otherwise an embedded filesystem broker that needs no service.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+# The embedded broker names a host only so that kombu does not warn it is "reverting to default 'localhost'".
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
 CELERY_BROKER_FOLDER = VAR_DIR / "broker"
-if CELERY_BROKER_URL == "filesystem://":
+if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),

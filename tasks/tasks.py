@@ -39,8 +39,9 @@ def rollup_usage(start: str | None = None, end: str | None = None) -> dict[str, 
 
 
 @shared_task(name="tasks.compute_cau", expires=6 * 60 * 60, **RETRYING)
-def compute_cau() -> dict[str, int]:
-    return {"snapshots": refresh_cau_snapshots()}
+def compute_cau(days_back: int = 1) -> dict[str, int]:
+    """Snapshots for today and the `days_back` days before it (the first start takes the demo data's days)."""
+    return {"snapshots": refresh_cau_snapshots(days_back)}
 
 
 @shared_task(name="tasks.sync_ai_pricing", expires=6 * 60 * 60, **RETRYING)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from email.message import Message
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection
 from django.test.utils import override_settings
@@ -21,6 +24,7 @@ from usage.recording import record_usage
 from usage.tracker import AIUsageTracker, BudgetExceeded
 
 STAFF = ["staff@example.com"]
+SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 # At 2 USD per million input tokens: 425,000 tokens cost 0.85 USD and 75,000 cost 0.15 USD.
 EIGHTY_FIVE_CENTS, FIFTEEN_CENTS = 425_000, 75_000
 
@@ -75,34 +79,14 @@ def test_twenty_concurrent_writes_give_exactly_one_email_per_threshold(
     limited_alice: Any, django_db_blocker: Any
 ) -> None:
     spend_at_once(limited_alice, EIGHTY_FIVE_CENTS, 10, django_db_blocker)  # 8.50 of 10.00: crosses 80%
-    assert [m.subject for m in mail.outbox] == [
-        f"AI spend alert: alice reached 80% of the daily limit (85.00% on {periods.today()})"
-    ]
+    eighty = f"AI spend alert: alice reached 80% of the daily limit for {periods.today()}"
+    assert [(m.subject, m.to) for m in mail.outbox] == [(eighty, ["alice@example.com"]), (eighty, STAFF)]
     spend_at_once(limited_alice, FIFTEEN_CENTS, 10, django_db_blocker)  # 10.00 of 10.00: crosses 100%
     send_spend_alerts.delay()  # the scheduled run afterwards finds nothing new
-    assert [m.subject for m in mail.outbox][1:] == [
-        f"AI spend alert: alice exceeded the daily limit (100.00% on {periods.today()})"
-    ]
+    hundred = f"AI spend alert: alice reached 100% of the daily limit for {periods.today()}"
+    assert [(m.subject, m.to) for m in mail.outbox][2:] == [(hundred, ["alice@example.com"]), (hundred, STAFF)]
     assert alert_rows() == [("day", 80, Decimal("8.5"), False, 1), ("day", 100, Decimal("10"), False, 1)]
     assert SpendAlert.objects.filter(sent_at__isnull=True).count() == 0
-    assert all(m.to == ["alice@example.com"] and m.cc == STAFF for m in mail.outbox)
-
-
-@override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
-def test_the_email_names_user_period_spend_limit_percentage_and_admin_page(limited_alice: Any) -> None:
-    spend(limited_alice, 4_100_000)  # 8.20 of 10.00
-    send_spend_alerts.delay()  # the write's own trigger runs after commit, which a test transaction never reaches
-    (message,) = mail.outbox
-    today = periods.today()
-    assert message.subject == f"AI spend alert: alice reached 80% of the daily limit (82.00% on {today})"
-    assert message.body == (
-        f"User: alice (id {limited_alice.pk})\n"
-        f"Period: daily, {today} (UTC)\n"
-        "Spend: 8.20 USD\n"
-        "Limit: 10.00 USD\n"
-        "Percentage: 82.00% (threshold 80%)\n\n"
-        f"Admin: http://127.0.0.1:8000/admin/auth/user/{limited_alice.pk}/change/\n"
-    )
 
 
 def test_an_enforced_call_announces_the_monthly_thresholds_its_cost_crosses_over_earlier_days(
@@ -146,7 +130,7 @@ def test_two_thresholds_crossed_at_once_send_only_the_highest(limited_alice: Any
     spend(limited_alice, 5_500_000)  # 0 -> 11.00 of 10.00 in one call
     send_spend_alerts.delay()
     assert [m.subject for m in mail.outbox] == [
-        f"AI spend alert: alice exceeded the daily limit (110.00% on {periods.today()})"
+        f"AI spend alert: alice reached 100% of the daily limit for {periods.today()}"
     ]
     assert alert_rows() == [("day", 80, Decimal("11"), True, 0), ("day", 100, Decimal("11"), False, 1)]
     send_spend_alerts.delay()
@@ -163,10 +147,9 @@ def test_the_scheduled_run_finds_users_a_lowered_limit_puts_over(limited_alice: 
 
     limit_cache.clear()  # a queryset update sends no signal; admin saves do
     send_spend_alerts.delay()
-    assert [m.subject for m in mail.outbox] == [
-        f"AI spend alert: alice exceeded the monthly limit (100.00% on {periods.today():%Y-%m})"
-    ]
-    assert mail.outbox[0].to == ["alice@example.com"] and mail.outbox[0].cc == []
+    assert [(m.subject, m.to) for m in mail.outbox] == [
+        (f"AI spend alert: alice reached 100% of the monthly limit for {periods.today():%Y-%m}", ["alice@example.com"])
+    ]  # no superuser, no AI_SPEND_ALERT_RECIPIENTS: no staff copy
 
 
 def test_a_real_smtp_server_down_at_first_gets_the_alert_once_it_is_up(limited_alice: Any) -> None:
@@ -184,13 +167,8 @@ def test_a_real_smtp_server_down_at_first_gets_the_alert_once_it_is_up(limited_a
             assert send_spend_alerts.delay().get() == {"reached": 2, "sent": 0, "failed": 0}
     alert.refresh_from_db()
     assert alert.sent_at is not None and alert.attempts == 2
-    ((recipients, message),) = inbox.messages
-    assert recipients == ["alice@example.com", "staff@example.com"]
-    assert (
-        message["Subject"].replace("\r\n", "").replace("\n", "")
-        == f"AI spend alert: alice exceeded the daily limit (100.00% on {periods.today()})"
-    )
-    assert message["To"] == "alice@example.com" and message["Cc"] == "staff@example.com"
+    assert [to for to, _message in inbox.messages] == [["alice@example.com"], STAFF]
+    assert inbox.subjects() == [f"AI spend alert: alice reached 100% of the daily limit for {periods.today()}"] * 2
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -202,6 +180,125 @@ def test_a_batch_that_crosses_a_limit_sends_the_alert_after_commit(limited_alice
     outcomes = record_batch([{**call, "input_tokens": EIGHTY_FIVE_CENTS}] * 12)  # 10.20 of 10.00 in one batch
     assert [o.outcome for o in outcomes] == ["recorded"] * 12  # type: ignore[union-attr]
     assert [m.subject for m in mail.outbox] == [
-        f"AI spend alert: alice exceeded the daily limit (102.00% on {periods.today()})"
-    ]
+        f"AI spend alert: alice reached 100% of the daily limit for {periods.today()}"
+    ] * 2
     assert alert_rows() == [("day", 80, Decimal("10.2"), True, 0), ("day", 100, Decimal("10.2"), False, 1)]
+
+
+@pytest.fixture
+def inbox() -> Iterator[SmtpInbox]:
+    """A real SMTP server on loopback that the alerts are sent to."""
+    with SmtpInbox() as server, override_settings(EMAIL_BACKEND=SMTP_BACKEND, EMAIL_HOST="127.0.0.1",
+                                                  EMAIL_PORT=server.port, EMAIL_TIMEOUT=3):  # fmt: skip
+        yield server
+
+
+def parts(message: Message) -> dict[str, str]:
+    """A multipart/alternative email's parts by content type, decoded, with SMTP's CRLF line ends as \\n."""
+    assert message.get_content_type() == "multipart/alternative"
+    return {
+        part.get_content_type(): part.get_payload(decode=True).decode().replace("\r\n", "\n")  # type: ignore[union-attr]
+        for part in message.get_payload()  # type: ignore[union-attr]
+    }
+
+
+def delivered(inbox: SmtpInbox) -> dict[str, dict[str, str]]:
+    """Each delivered email's parts, by its recipients."""
+    return {", ".join(to): parts(message) for to, message in inbox.messages}
+
+
+@override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
+def test_the_user_and_the_staff_each_get_a_text_and_html_email_only_the_staff_copy_links_to_the_admin(
+    limited_alice: Any, inbox: SmtpInbox
+) -> None:
+    spend(limited_alice, 4_100_000)  # 8.20 of 10.00
+    send_spend_alerts.delay()  # the write's own trigger runs after commit, which a test transaction never reaches
+    today = periods.today()
+    assert inbox.subjects() == [f"AI spend alert: alice reached 80% of the daily limit for {today}"] * 2
+    facts = (
+        f"User: alice (id {limited_alice.pk})\n"
+        f"Period: daily, {today} (UTC)\n"
+        "Spend: $8.20\n"
+        "Limit: $10.00\n"
+        "Percentage: 82% (threshold 80%)\n\n"
+    )
+    admin = f"http://127.0.0.1:8000/admin/auth/user/{limited_alice.pk}/change/"
+    rows = (
+        f'<table><tr><th align="left">User</th><td>alice (id {limited_alice.pk})</td></tr>'
+        f'<tr><th align="left">Period</th><td>daily, {today} (UTC)</td></tr>'
+        '<tr><th align="left">Spend</th><td>$8.20</td></tr>'
+        '<tr><th align="left">Limit</th><td>$10.00</td></tr>'
+        '<tr><th align="left">Percentage</th><td>82% (threshold 80%)</td></tr></table>'
+    )
+    assert delivered(inbox) == {
+        "alice@example.com": {
+            "text/plain": facts + "Ask your administrator if the limit should change.\n",
+            "text/html": f"<html><body>{rows}<p>Ask your administrator if the limit should change.</p></body></html>",
+        },
+        "staff@example.com": {
+            "text/plain": facts + f"Admin: {admin}\n",
+            "text/html": f'<html><body>{rows}<p><a href="{admin}">Open alice in the admin</a></p></body></html>',
+        },
+    }
+
+
+def test_without_recipients_set_the_superusers_with_an_email_get_the_staff_copy(
+    limited_alice: Any, inbox: SmtpInbox
+) -> None:
+    users = get_user_model().objects
+    users.create_superuser("root", "root@example.com", "pw")
+    users.create_superuser("ops", "ops@example.com", "pw")
+    users.create_superuser("noemail", "", "pw")
+    users.create_superuser("gone", "gone@example.com", "pw", is_active=False)
+    users.create_user("staffer", "staffer@example.com", "pw", is_staff=True)
+    spend(limited_alice, 5_000_000)  # 10.00 of 10.00
+    send_spend_alerts.delay()
+    assert [to for to, _message in inbox.messages] == [["alice@example.com"], ["ops@example.com", "root@example.com"]]
+
+
+@override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
+def test_the_amounts_shown_support_the_percentage_shown(alice: Any, make_price: Any, inbox: SmtpInbox) -> None:
+    """Cents alone showed 'Spend 0.07 USD / Limit 0.07 USD / 101.26%'."""
+    make_price(input_price=Decimal("1.00"))
+    UserSpendLimit.objects.create(user=alice, daily_limit=Decimal("0.07"), monthly_limit=Decimal("1000.00"))
+    spend(alice, 56_882)  # 0.056882 of 0.07: 81.26%
+    send_spend_alerts.delay()
+    spend(alice, 14_000)  # 0.070882: 101.26%
+    send_spend_alerts.delay()
+    texts = [parts(message)["text/plain"].split("\n")[2:5] for to, message in inbox.messages if to == STAFF]
+    assert texts == [
+        ["Spend: $0.05688", "Limit: $0.07", "Percentage: 81% (threshold 80%)"],
+        ["Spend: $0.07088", "Limit: $0.07", "Percentage: 101% (threshold 100%)"],
+    ]
+
+
+@override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
+def test_when_rounding_would_contradict_the_percentage_the_exact_amounts_are_shown(
+    limited_alice: Any, make_price: Any, inbox: SmtpInbox
+) -> None:
+    spend(limited_alice, 4_998_000)  # 9.996 of 10.00 shows as $10.00, which would be 100%, not 99%
+    send_spend_alerts.delay()
+    (text,) = [parts(message)["text/plain"] for to, message in inbox.messages if to == STAFF]
+    assert text.split("\n")[2:5] == [
+        "Spend: $10.00 (exactly 9.996 USD)",
+        "Limit: $10.00 (exactly 10 USD)",
+        "Percentage: 99% (threshold 80%)",
+    ]
+
+
+@override_settings(AI_SPEND_ALERT_RECIPIENTS=STAFF)
+def test_a_refused_staff_copy_is_retried_without_sending_the_users_copy_again(
+    limited_alice: Any, inbox: SmtpInbox
+) -> None:
+    inbox.refused.add("staff@example.com")
+    spend(limited_alice, 5_000_000)  # 10.00 of 10.00
+    assert send_spend_alerts.delay().get() == {"reached": 2, "sent": 0, "failed": 1}
+    (alert,) = SpendAlert.objects.filter(superseded=False)
+    assert (alert.sent_at, alert.attempts, alert.user_copy_sent_at is not None) == (None, 1, True)
+    assert alert.last_error == ("SMTPRecipientsRefused: {'staff@example.com': (550, b'No such mailbox')}")
+    inbox.refused.clear()
+    assert send_spend_alerts.delay().get() == {"reached": 2, "sent": 1, "failed": 0}
+    assert send_spend_alerts.delay().get() == {"reached": 2, "sent": 0, "failed": 0}
+    assert [to for to, _message in inbox.messages] == [["alice@example.com"], STAFF]
+    alert.refresh_from_db()
+    assert alert.sent_at is not None and alert.attempts == 2

@@ -193,7 +193,7 @@ GRAPHQL_QUERIES = [
     "{ topUsers(range: {days: 60}, limit: 5) { rows { userId metrics { cost inputTokens avgLatencyMs } } } }",
     "{ topUsers(range: {days: 60}, limit: 5, orderBy: TOKENS) { rows { userId metrics { totalTokens } } } }",
     "{ costliestRequests(range: {days: 60}, limit: 5) { cost inputTokens latencyMs } }",
-    "{ usageLogs(range: {days: 60}, limit: 5) { totalCount items { cost inputTokens outputTokens } } }",
+    "{ usageLogs(range: {days: 60}, pagination: {limit: 5}) { totalCount results { cost inputTokens outputTokens } } }",
     "{ userSpend { totalCount rows { username daily { spend percent } monthly { spend percent } status } } }",
     "{ mySpend { daily { spend } monthly { spend } status } }",
     "{ cau(days: 30) { cau activeUsers totalCost } }",

@@ -51,6 +51,9 @@ def test_staff_can_send_a_waiting_alert_now(admin_client: Any, alice: Any) -> No
     assert "1 sent, 0 failed" in page.content.decode()
     alert.refresh_from_db()
     assert alert.sent_at is not None and alert.attempts == 4
-    assert [m.subject for m in mail.outbox] == [
-        f"AI spend alert: alice exceeded the monthly limit (125.00% on {alert.period_start:%Y-%m})"
+    subject = f"AI spend alert: alice reached 100% of the monthly limit for {alert.period_start:%Y-%m}"
+    # The user's copy, and the staff copy to the superuser (AI_SPEND_ALERT_RECIPIENTS is not set).
+    assert [(m.subject, m.to) for m in mail.outbox] == [
+        (subject, ["alice@example.com"]),
+        (subject, ["admin@example.com"]),
     ]

@@ -72,6 +72,19 @@ def queries(victim: int) -> dict[str, Query]:
         "costliestRequests": Query("{ costliestRequests { id } }", SIGNED_IN),
         "usageLogs": Query("{ usageLogs { totalCount } }", SIGNED_IN),
         "pricing": Query('{ pricing(provider: "acme") { model } }', SIGNED_IN),
+        "usageLogs of another user": Query(
+            f'{{ usageLogs(filters: {{userIds: ["{victim}"]}}) {{ totalCount }} }}', READERS,
+            "filters.userIds: reading other users needs the usage.view_ai_analytics permission (to read every "
+            "user's usage)",
+        ),
+        "spendAlerts": Query("{ spendAlerts { totalCount } }", SIGNED_IN),
+        "spendAlerts of another user": Query(
+            f'{{ spendAlerts(filters: {{userIds: ["{victim}"]}}) {{ totalCount }} }}', READERS,
+            "filters.userIds: reading other users needs the usage.view_ai_analytics permission (to read every "
+            "user's usage)",
+        ),
+        "spendLimits": Query("{ spendLimits { totalCount } }", READERS, needs("spendLimits", *READ_ALL)),
+        "rollupRuns": Query("{ rollupRuns { totalCount } }", READERS, needs("rollupRuns", *READ_ALL)),
         "topUsers": Query("{ topUsers { rows { userId } } }", READERS, needs("topUsers", *READ_ALL)),
         "userSpend": Query("{ userSpend { totalCount } }", READERS, needs("userSpend", *READ_ALL)),
         "cau": Query("{ cau { cau } }", READERS, needs("cau", *READ_ALL)),

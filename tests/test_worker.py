@@ -92,5 +92,5 @@ def test_a_write_that_exceeds_the_limit_queues_the_alert_at_once(worker: Any, al
     record_usage(user=alice, feature="chat", provider="acme", model="acme-1", input_tokens=2_500_000)  # 5.00
     wait_for(lambda: SpendAlert.objects.filter(sent_at__isnull=False).exists())
     assert [m.subject for m in mail.outbox] == [
-        f"AI spend alert: alice exceeded the daily limit (100.00% on {periods.today()})"
-    ]
+        f"AI spend alert: alice reached 100% of the daily limit for {periods.today()}"
+    ] * 2

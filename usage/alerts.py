@@ -13,25 +13,26 @@ import smtplib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from usage import periods
 from usage.budgets import thresholds_reached, user_limits
 from usage.models import AlertPeriod, SpendAlert, UserDailySpend
+from usage.money import canonical, for_people
 
 logger = logging.getLogger(__name__)
 
 # What a failed delivery looks like: the SMTP server refused, was unreachable or timed out.
 DELIVERY_ERRORS = (smtplib.SMTPException, OSError)
-CENT = Decimal("0.01")
 
 
 @dataclass
@@ -80,24 +81,98 @@ def admin_link(alert: SpendAlert) -> str:
     return settings.SITE_URL + reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[alert.user_id])
 
 
-def compose(alert: SpendAlert) -> EmailMessage:
-    user = alert.user
-    name = user.get_username()
+def staff_recipients() -> list[str]:
+    """AI_SPEND_ALERT_RECIPIENTS when set, else every active superuser with an email address."""
+    if settings.AI_SPEND_ALERT_RECIPIENTS:
+        return list(settings.AI_SPEND_ALERT_RECIPIENTS)
+    superusers = get_user_model().objects.filter(is_superuser=True, is_active=True).exclude(email="")
+    return sorted(set(superusers.values_list("email", flat=True)))
+
+
+def shown_percent(spend: Decimal, limit: Decimal) -> Decimal | None:
+    """The share of the limit in whole percent, rounded down: 99.96% must not read as the 100% it has not
+    reached, and amounts rounded for people still support a whole percentage. None for a limit of zero."""
+    return (spend * 100 / limit).quantize(Decimal(1), ROUND_DOWN) if limit else None
+
+
+def _from_people(text: str) -> Decimal:
+    return Decimal(text.replace("$", "").replace(",", ""))
+
+
+def shown_amounts(spend: Decimal, limit: Decimal) -> tuple[str, str]:
+    """Spend and limit as people read them, with the exact amounts beside them whenever the rounded figures
+    would give another percentage than the one shown (99.96% of $10.00 shows as $10.00, which is not 99%)."""
+    spend_text, limit_text = for_people(spend), for_people(limit)
+    if shown_percent(_from_people(spend_text), _from_people(limit_text)) == shown_percent(spend, limit):
+        return spend_text, limit_text
+    return f"{spend_text} (exactly {canonical(spend)} USD)", f"{limit_text} (exactly {canonical(limit)} USD)"
+
+
+def alert_subject(alert: SpendAlert) -> str:
     period = "daily" if alert.period == AlertPeriod.DAY else "monthly"
-    when = alert.period_start.isoformat() if alert.period == AlertPeriod.DAY else f"{alert.period_start:%Y-%m}"
-    what = "exceeded" if alert.threshold >= 100 else f"reached {alert.threshold}% of"
-    subject = f"AI spend alert: {name} {what} the {period} limit ({alert.percent}% on {when})"
-    body = (
-        f"User: {name} (id {alert.user_id})\n"
-        f"Period: {period}, {when} ({periods.reporting_zone_name()})\n"
-        f"Spend: {alert.spend.quantize(CENT)} USD\n"
-        f"Limit: {alert.limit.quantize(CENT)} USD\n"
-        f"Percentage: {alert.percent}% (threshold {alert.threshold}%)\n\n"
-        f"Admin: {admin_link(alert)}\n"
-    )
-    user_email = [user.email] if getattr(user, "email", "") else []
-    staff = [address for address in settings.AI_SPEND_ALERT_RECIPIENTS if address not in user_email]
-    return EmailMessage(subject, body, to=user_email or staff, cc=staff if user_email else [])
+    name = alert.user.get_username()
+    return f"AI spend alert: {name} reached {alert.threshold}% of the {period} limit for {_when(alert)}"
+
+
+def _when(alert: SpendAlert) -> str:
+    return alert.period_start.isoformat() if alert.period == AlertPeriod.DAY else f"{alert.period_start:%Y-%m}"
+
+
+def _facts(alert: SpendAlert) -> list[tuple[str, str]]:
+    spend, limit = shown_amounts(alert.spend, alert.limit)
+    period = "daily" if alert.period == AlertPeriod.DAY else "monthly"
+    return [
+        ("User", f"{alert.user.get_username()} (id {alert.user_id})"),
+        ("Period", f"{period}, {_when(alert)} ({periods.reporting_zone_name()})"),
+        ("Spend", spend),
+        ("Limit", limit),
+        ("Percentage", _percentage(alert)),
+    ]
+
+
+def _percentage(alert: SpendAlert) -> str:
+    percent = shown_percent(alert.spend, alert.limit)
+    shown = "any spend is over a limit of zero" if percent is None else f"{percent}%"
+    return f"{shown} (threshold {alert.threshold}%)"
+
+
+def _message(alert: SpendAlert, to: list[str], link: str | None) -> EmailMultiAlternatives:
+    facts = _facts(alert)
+    text = "".join(f"{label}: {value}\n" for label, value in facts)
+    rows = format_html_join("", '<tr><th align="left">{}</th><td>{}</td></tr>', facts)
+    html = format_html("<table>{}</table>", rows)
+    if link:
+        text += f"\nAdmin: {link}\n"
+        html += format_html('<p><a href="{}">Open {} in the admin</a></p>', link, alert.user.get_username())
+    else:
+        text += "\nAsk your administrator if the limit should change.\n"
+        html += format_html("<p>{}</p>", "Ask your administrator if the limit should change.")
+    message = EmailMultiAlternatives(alert_subject(alert), text, to=to)
+    message.attach_alternative(format_html("<html><body>{}</body></html>", html), "text/html")
+    return message
+
+
+def compose(alert: SpendAlert) -> tuple[EmailMultiAlternatives | None, EmailMultiAlternatives | None]:
+    """The user's copy (no admin link: the user may not open the admin) and the staff copy (with it). A user
+    who is among the staff recipients gets the staff copy only."""
+    staff = staff_recipients()
+    email = getattr(alert.user, "email", "") or ""
+    user_copy = _message(alert, [email], None) if email and email not in staff else None
+    staff_copy = _message(alert, staff, admin_link(alert)) if staff else None
+    return user_copy, staff_copy
+
+
+def _send(alert: SpendAlert) -> None:
+    """Send the copies not sent yet; the user's copy is marked as soon as it is out, so a retry after the staff
+    copy failed does not send it twice."""
+    user_copy, staff_copy = compose(alert)
+    if user_copy is None and staff_copy is None:
+        alert.last_error = "no recipient: the user has no email and there are no staff addresses"
+    if user_copy is not None and alert.user_copy_sent_at is None:
+        user_copy.send(fail_silently=False)
+        alert.user_copy_sent_at = timezone.now()
+    if staff_copy is not None:
+        staff_copy.send(fail_silently=False)
 
 
 def _deliver_one(alert_id: int) -> bool | None:
@@ -112,19 +187,15 @@ def _deliver_one(alert_id: int) -> bool | None:
         if alert is None:
             return None
         alert.attempts += 1
-        message = compose(alert)
         try:
-            if message.recipients():
-                message.send(fail_silently=False)
-            else:
-                alert.last_error = "no recipient: the user has no email and AI_SPEND_ALERT_RECIPIENTS is empty"
+            _send(alert)
         except DELIVERY_ERRORS as exc:
             alert.last_error = f"{type(exc).__name__}: {exc}"
-            alert.save(update_fields=["attempts", "last_error"])
+            alert.save(update_fields=["attempts", "last_error", "user_copy_sent_at"])
             logger.warning("spend alert %s not delivered: %s", alert.pk, alert.last_error)
             return False
         alert.sent_at = timezone.now()
-        alert.save(update_fields=["attempts", "last_error", "sent_at"])
+        alert.save(update_fields=["attempts", "last_error", "user_copy_sent_at", "sent_at"])
         return True
 
 

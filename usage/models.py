@@ -326,6 +326,9 @@ class SpendAlert(models.Model):
     limit = limit_field()
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    user_copy_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="the user's copy went out (a retry then sends only the staff copy)"
+    )
     superseded = models.BooleanField(
         default=False, help_text="a higher threshold was crossed at the same time, so only that one was emailed"
     )

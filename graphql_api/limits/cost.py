@@ -39,6 +39,8 @@ DEFAULT_DAYS = {"cau": 30, "cauTrend": 90}
 # (filtered by provider or model, with every past version): the whole catalog is a few thousand versions, sending
 # one unfiltered list takes about as long as a page of logs over a year.
 PRICING_COST = {(False, False): 3000, (False, True): 6000, (True, False): 10, (True, True): 20}
+# Lists that read no time range: one page of rows (at most 100) read in order with a count, like a page of logs.
+PAGE_COST = {"spendLimits": 10, "spendAlerts": 10, "rollupRuns": 10}
 ADVICE = (
     "Narrow the range, remove the status/session filter (it makes a query read raw logs), filter prices by "
     "provider or model, or ask for fewer fields per request."
@@ -128,6 +130,9 @@ def field_cost(field: RootField) -> FieldCost | None:
     """The cost of one root field, or None for fields that read no time range."""
     if field.name == "pricing":
         return pricing_cost(field)
+    if field.name in PAGE_COST:
+        label = field.name if field.alias == field.name else f"{field.alias}: {field.name}"
+        return FieldCost(label=label, days=0, source="one page of rows", reads=1, units=PAGE_COST[field.name])
     reads = SLICES_READ.get(field.name)
     if reads is None:
         return None

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import strawberry
+import strawberry_django
+from django.db.models import QuerySet
+from strawberry_django.pagination import OffsetPaginated
 
 from analytics.ranges import check_day
+from analytics.rollup import recent_runs
 from analytics.service_state import database_state
 from graphql_api.errors import BadArgumentError
-from graphql_api.operations.types import Health, QueuedTask, SystemStatus, system_status
+from graphql_api.operations.types import Health, QueuedTask, RollupRunType, SystemStatus, system_status
+from graphql_api.pages import PageBounds
 from graphql_api.permissions import QueuesJobs, ReadsEveryone
 from tasks import rollup_usage, sync_ai_pricing
 from usage.validation import InvalidUsage
@@ -28,6 +34,15 @@ class OperationsQuery:
     )
     def system_status(self) -> SystemStatus:
         return system_status()
+
+    @strawberry_django.offset_paginated(
+        OffsetPaginated[RollupRunType],
+        permission_classes=[ReadsEveryone],
+        extensions=[PageBounds()],
+        description="Needs usage.view_ai_analytics: the recorded rollup runs, latest first, 100 a page.",
+    )
+    def rollup_runs(self) -> QuerySet[Any]:
+        return recent_runs()
 
 
 @strawberry.type

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+import strawberry_django
+from strawberry import auto
 
 from analytics.models import RollupRun
 from analytics.service_state import broker_state, database_state
@@ -46,3 +48,33 @@ def system_status() -> SystemStatus:
     return SystemStatus(
         database=database_state(), broker=broker_state(), last_rollup=last, langsmith=langsmith_status().label
     )
+
+
+@strawberry_django.filter_type(RollupRun, lookups=True)
+class RollupRunFilter:
+    outcome: auto
+    trigger: auto
+    started_at: auto
+    finished_at: auto
+
+
+@strawberry_django.order_type(RollupRun)
+class RollupRunOrdering:
+    started_at: auto
+    finished_at: auto
+    hours: auto
+    id: auto
+
+
+@strawberry_django.type(RollupRun, name="RollupRun", filters=RollupRunFilter, ordering=RollupRunOrdering)
+class RollupRunType:
+    id: strawberry.ID
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    trigger: str
+    scanned_since: datetime | None = strawberry_django.field(description="logs written from here were scanned")
+    hours: int = strawberry_django.field(description="hourly buckets recomputed")
+    days: int
+    months: int
+    error: str

@@ -1,23 +1,30 @@
-"""Usage logs and prices for the API: a page of logs, the costliest calls, the price versions in force."""
+"""Usage logs and prices for the API: strawberry-django types over the models, with their filters and ordering."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 import strawberry
-from django.db.models import F, Q
+import strawberry_django
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from strawberry import auto
+from strawberry_django import ComparisonFilterLookup
+from strawberry_django.pagination import OffsetPaginated
 
 from graphql_api.context import Info
 from graphql_api.errors import BadArgumentError
+from graphql_api.pages import MAX_PAGE
+from graphql_api.permissions import current_user
 from graphql_api.scalars import BigInt, Money
 from graphql_api.slices.inputs import TimeRange, UsageFilter
-from graphql_api.slices.reading import MAX_ROWS, report_range, scoped_filter
-from graphql_api.users import UserType, as_user_type
+from graphql_api.slices.reading import report_range, scoped_filter
+from graphql_api.users import UserType, user_ids_q
 from usage.models import AIProviderPricing, AIUsageLog
-
-MAX_LOG_PAGE = 100
+from usage.visibility import logs_visible_to, price_versions
 
 
 @strawberry.enum
@@ -26,12 +33,44 @@ class LogOrder(Enum):
     DATE = "date"
 
 
-@strawberry.type
+@strawberry_django.filter_type(AIUsageLog, lookups=True)
+class UsageLogFilter:
+    provider: auto
+    model: auto
+    feature: auto
+    status: auto
+    session_id: auto
+    event_id: auto
+    occurred_at: auto
+    total_cost: ComparisonFilterLookup[Decimal] | None = strawberry_django.filter_field(
+        name="cost", description="USD; unpriced calls (null cost) match isNull: true only"
+    )
+
+    @strawberry_django.filter_field(description="only these users' calls (others' need usage.view_ai_analytics)")
+    def user_ids(self, info: Info, value: list[strawberry.ID], prefix: str) -> Q:
+        return user_ids_q(info, value, prefix, "filters.userIds")
+
+
+@strawberry_django.order_type(AIUsageLog)
+class UsageLogOrdering:
+    occurred_at: auto
+    recorded_at: auto
+    provider: auto
+    model: auto
+    feature: auto
+    status: auto
+    latency_ms: auto
+    input_tokens: auto
+    output_tokens: auto
+    total_cost: auto = strawberry_django.order_field(name="cost")
+    id: auto
+
+
+@strawberry_django.type(AIUsageLog, filters=UsageLogFilter, ordering=UsageLogOrdering, pagination=True)
 class UsageLogType:
     id: strawberry.ID
     occurred_at: datetime
     recorded_at: datetime
-    user_id: strawberry.ID | None
     feature: str
     provider: str
     model: str
@@ -44,67 +83,85 @@ class UsageLogType:
     cached_input_tokens: BigInt
     cache_write_tokens: BigInt
     reasoning_tokens: BigInt
-    cost: Money | None = strawberry.field(description="null while the model has no price")
-    user: UserType | None = strawberry.field(description="whose call it was; null for a call made on nobody's behalf")
+    cost: Money | None = strawberry_django.field(
+        field_name="total_cost", description="null while the model has no price"
+    )
+    user: UserType | None = strawberry_django.field(
+        description="whose call it was; null for a call made on nobody's behalf"
+    )
     latency_ms: int | None
 
-    @classmethod
-    def of(cls, log: AIUsageLog) -> UsageLogType:
-        return cls(
-            id=strawberry.ID(str(log.pk)), occurred_at=log.occurred_at, recorded_at=log.recorded_at,
-            user_id=None if log.user_id is None else strawberry.ID(str(log.user_id)), feature=log.feature,
-            provider=log.provider, model=log.model, session_id=log.session_id, event_id=log.event_id,
-            status=log.status, error_message=log.error_message, input_tokens=BigInt(log.input_tokens),
-            output_tokens=BigInt(log.output_tokens), cached_input_tokens=BigInt(log.cached_input_tokens),
-            cache_write_tokens=BigInt(log.cache_write_tokens), reasoning_tokens=BigInt(log.reasoning_tokens),
-            cost=None if log.total_cost is None else Money(log.total_cost), latency_ms=log.latency_ms,
-            user=None if log.user is None else as_user_type(log.user),
-        )  # fmt: skip
+    @strawberry_django.field(only=["user_id"])
+    def user_id(self, root: AIUsageLog) -> strawberry.ID | None:
+        return None if root.user_id is None else strawberry.ID(str(root.user_id))
 
 
 @strawberry.type
-class UsageLogPage:
-    total_count: int
-    items: list[UsageLogType]
+class UsageLogPage(OffsetPaginated[UsageLogType]):
+    """The page type keeps its name and its `items` field from before it was strawberry-django's."""
+
+    @strawberry_django.field(deprecation_reason="Use `results`.")
+    def items(self) -> list[UsageLogType]:
+        page = self.get_paginated_queryset()
+        # The optimizer plans the `results` selection only; `items` loads the users in the same query.
+        return [] if page is None else list(page.select_related("user"))
 
 
-def logs_in(info: Info, range: TimeRange | None, filter: UsageFilter | None) -> Any:
+# The optimizer reads the node type of a page from its generic parameter, which a named subclass does not carry.
+UsageLogPage.__strawberry_definition__.type_var_map = {"NodeType": UsageLogType}  # type: ignore[attr-defined]
+
+
+def logs_in(info: Info, range: TimeRange | None, filter: UsageFilter | None) -> QuerySet[AIUsageLog]:
+    """The caller's logs in a range (by default the last 7 reporting days), narrowed by the older `filter` input."""
     window, filters = report_range(range, info), scoped_filter(info, filter)
-    return AIUsageLog.objects.filter(filters.log_q(), occurred_at__gte=window.start, occurred_at__lt=window.end)
+    logs = logs_visible_to(current_user(info))
+    return logs.filter(filters.log_q(), occurred_at__gte=window.start, occurred_at__lt=window.end)
 
 
-def _page_size(limit: int, offset: int = 0) -> None:
-    if not 1 <= limit <= MAX_LOG_PAGE:
-        raise BadArgumentError("limit", f"must be between 1 and {MAX_LOG_PAGE}, got {limit}")
-    if offset < 0:
-        raise BadArgumentError("offset", f"must not be negative, got {offset}")
+def check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadArgumentError("limit", f"must be between 1 and {MAX_PAGE}, got {limit}")
 
 
 def costliest_requests(info: Info, range: TimeRange | None, filter: UsageFilter | None, limit: int,
-                       order: LogOrder) -> list[UsageLogType]:  # fmt: skip
-    _page_size(limit)
-    logs = logs_in(info, range, filter)
+                       order: LogOrder) -> QuerySet[AIUsageLog]:  # fmt: skip
+    """The first `limit` logs in this order; the optimizer then loads only the fields asked for (and the users)."""
+    check_limit(limit)
     by = [F("total_cost").desc(nulls_last=True), "-occurred_at"] if order is LogOrder.COST else ["-occurred_at", "-id"]
-    return [UsageLogType.of(log) for log in logs.select_related("user").order_by(*by)[:limit]]
+    return logs_in(info, range, filter).order_by(*by)[:limit]
 
 
-def usage_logs(info: Info, range: TimeRange | None, filter: UsageFilter | None, order: LogOrder,
-               offset: int, limit: int) -> UsageLogPage:  # fmt: skip
-    _page_size(limit, offset)
-    logs = logs_in(info, range, filter)
-    by = [F("total_cost").desc(nulls_last=True), "-id"] if order is LogOrder.COST else ["-occurred_at", "-id"]
-    return UsageLogPage(
-        total_count=logs.count(),
-        items=[UsageLogType.of(log) for log in logs.select_related("user").order_by(*by)[offset : offset + limit]],
-    )
+def usage_logs(info: Info, range: TimeRange | None, filter: UsageFilter | None) -> QuerySet[AIUsageLog]:
+    """Latest first unless `ordering` says otherwise (strawberry-django replaces this order when it is given)."""
+    return logs_in(info, range, filter).order_by("-occurred_at", "-id")
 
 
-@strawberry.type
+@strawberry_django.filter_type(AIProviderPricing, lookups=True)
+class PriceVersionFilter:
+    provider: auto
+    model: auto
+    source: auto
+    is_active: auto
+    effective_from: auto
+    effective_until: auto
+
+
+@strawberry_django.order_type(AIProviderPricing)
+class PriceVersionOrdering:
+    provider: auto
+    model: auto
+    effective_from: auto
+    effective_until: auto
+    input_price: auto
+    output_price: auto
+
+
+@strawberry_django.type(AIProviderPricing, filters=PriceVersionFilter, ordering=PriceVersionOrdering)
 class PriceVersion:
     provider: str
     model: str
     display_name: str
-    input_price: Money = strawberry.field(description="USD per million tokens")
+    input_price: Money = strawberry_django.field(description="USD per million tokens")
     output_price: Money
     cached_input_price: Money | None
     cache_write_price: Money | None
@@ -115,15 +172,5 @@ class PriceVersion:
     is_active: bool
 
 
-def prices(provider: str | None, model: str | None, include_history: bool) -> list[PriceVersion]:
-    rows = AIProviderPricing.objects.all().order_by("provider", "model", "-effective_from")
-    if provider:
-        rows = rows.filter(provider=provider)
-    if model:
-        rows = rows.filter(model=model)
-    if not include_history:
-        now = datetime.now().astimezone()
-        rows = rows.filter(Q(effective_until__isnull=True) | Q(effective_until__gt=now), is_active=True,
-                           effective_from__lte=now)  # fmt: skip
-    fields = [f.name for f in PriceVersion.__strawberry_definition__.fields]  # type: ignore[attr-defined]
-    return [PriceVersion(**{name: getattr(row, name) for name in fields}) for row in rows[:MAX_ROWS]]
+def prices(provider: str | None, model: str | None, include_history: bool) -> Any:
+    return price_versions(provider, model, include_history, timezone.now())

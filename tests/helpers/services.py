@@ -170,11 +170,13 @@ class SmtpInbox:
     """A real SMTP server (aiosmtpd) on a free port that keeps what it accepts.
 
     With hold_at=n, the n-th message is held in the middle of its conversation (after RCPT, before DATA) until
-    release() is called, so a test can kill the sender while a send is under way.
+    release() is called, so a test can kill the sender while a send is under way. Addresses in `refused` are
+    refused at RCPT (550), as a server does a mailbox it does not know.
     """
 
     def __init__(self, hold_at: int | None = None) -> None:
         self.port = free_port()
+        self.refused: set[str] = set()
         self.messages: list[tuple[list[str], Message]] = []
         self.hold_at = hold_at
         self.holding = threading.Event()
@@ -189,6 +191,8 @@ class SmtpInbox:
                 self.holding.set()
                 while not self._release.is_set():
                     await asyncio.sleep(0.05)
+        if address in self.refused:
+            return "550 No such mailbox"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
