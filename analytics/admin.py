@@ -26,7 +26,7 @@ class ReadOnlyAdmin(ReadsEveryonesUsage):
     """Rows written by the jobs alone, about every user's usage: viewing only, for readers of everyone's usage."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields]
+        return self._as_money([f.name for f in self.model._meta.fields])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -37,6 +37,7 @@ class ReadOnlyAdmin(ReadsEveryonesUsage):
 
 @admin.register(UserAICostSummary)
 class UserAICostSummaryAdmin(ReadOnlyAdmin):
+    money_fields = ("total_cost",)
     list_display = ("date", "user", "total_cost", "total_requests", "failed_requests", "unpriced_requests")
     list_filter = ("date",)
     search_fields = ("user__username", "user__email")
@@ -46,6 +47,7 @@ class UserAICostSummaryAdmin(ReadOnlyAdmin):
 
 @admin.register(UserMonthlyAICostSummary)
 class UserMonthlyAICostSummaryAdmin(ReadOnlyAdmin):
+    money_fields = ("total_cost",)
     list_display = ("month", "user", "total_cost", "total_requests", "failed_requests", "unpriced_requests")
     list_filter = ("month",)
     search_fields = ("user__username", "user__email")
@@ -54,6 +56,7 @@ class UserMonthlyAICostSummaryAdmin(ReadOnlyAdmin):
 
 @admin.register(DailyUsageSummary)
 class DailyUsageSummaryAdmin(ReadOnlyAdmin):
+    money_fields = ("total_cost",)
     list_display = ("date", "provider", "model", "feature", "total_requests", "failed_requests", "total_cost")
     list_filter = ("provider",)
     search_fields = ("model", "feature")
@@ -62,6 +65,7 @@ class DailyUsageSummaryAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageHourlyBucket)
 class UsageHourlyBucketAdmin(ReadOnlyAdmin):
+    money_fields = ("total_cost",)
     list_display = ("hour", "user", "provider", "model", "feature", "total_requests", "total_cost")
     list_filter = ("provider",)
     search_fields = ("user__username", "model", "feature")
@@ -71,6 +75,7 @@ class UsageHourlyBucketAdmin(ReadOnlyAdmin):
 
 @admin.register(CAUSnapshot)
 class CAUSnapshotAdmin(ReadOnlyAdmin):
+    money_fields = ("cau", "total_cost")
     list_display = ("date", "window_days", "cau", "active_users", "total_cost", "computed_at")
     list_filter = ("window_days",)
     date_hierarchy = "date"

@@ -94,6 +94,7 @@ class TopSpender:
     email: str
     spend: Decimal
     requests: int
+    unpriced: int
 
 
 def top_spenders_today(limit: int = 10) -> list[TopSpender]:
@@ -101,10 +102,10 @@ def top_spenders_today(limit: int = 10) -> list[TopSpender]:
     rows = (
         UserDailySpend.objects.filter(time_zone=periods.reporting_zone_name(), day=periods.today(), requests__gt=0)
         .order_by("-cost", "user_id")
-        .values_list("user_id", "user__username", "user__email", "cost", "requests")[:limit]
+        .values_list("user_id", "user__username", "user__email", "cost", "requests", "unpriced_requests")[:limit]
     )
-    return [TopSpender(user_id, username, email or "", Decimal(cost), requests)
-            for user_id, username, email, cost, requests in rows]  # fmt: skip
+    return [TopSpender(user_id, username, email or "", Decimal(cost), requests, unpriced)
+            for user_id, username, email, cost, requests, unpriced in rows]  # fmt: skip
 
 
 @dataclass(frozen=True)

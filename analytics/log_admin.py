@@ -20,7 +20,6 @@ from django.urls import path
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from analytics.csv_safety import SafeCsvWriter
 from analytics.models import DailyUsageSummary
@@ -29,7 +28,9 @@ from analytics.rollup import WideSum
 from analytics.slices import SliceQuery
 from usage.admin import ReadsEveryonesUsage
 from usage.models import AIUsageLog, CallStatus
+from usage.money import on_page
 
+CENT, DIME = Decimal("0.01"), Decimal("0.10")  # the cost column's colours change at these amounts
 STATUS_COLOURS = {
     "success": "#2e7d32",
     "error": "#c62828",
@@ -161,17 +162,8 @@ class CappedCountPaginator(Paginator):
 
 @admin.register(AIUsageLog)
 class AIUsageLogAdmin(ReadsEveryonesUsage):
-    list_display = (
-        "occurred_at",
-        "user",
-        "feature",
-        "provider",
-        "model",
-        "tokens",
-        "cost",
-        "status_badge",
-        "latency_ms",
-    )
+    money_fields = ("total_cost",)
+    list_display = ("when", "user", "feature", "provider_model", "tokens", "cost", "status_badge", "latency")
     list_filter = (ProviderFilter, ModelFilter, FeatureFilter, "status", PricedFilter, "occurred_at")
     search_fields = ("user__username", "user__email", "feature", "session_id", "event_id")
     # No date_hierarchy: its year links need a DISTINCT over every log. The occurred_at filter gives the ranges.
@@ -204,6 +196,18 @@ class AIUsageLogAdmin(ReadsEveryonesUsage):
     def export_csv(self, request: HttpRequest, queryset: QuerySet[AIUsageLog]) -> StreamingHttpResponse:
         return stream_logs_csv(queryset)
 
+    @admin.display(description="when (UTC)", ordering="occurred_at")
+    def when(self, obj: AIUsageLog) -> str:
+        return f"{obj.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="model", ordering="model")
+    def provider_model(self, obj: AIUsageLog) -> str:
+        return f"{obj.provider} / {obj.model}"
+
+    @admin.display(description="latency", ordering="latency_ms")
+    def latency(self, obj: AIUsageLog) -> str:
+        return "\u2013" if obj.latency_ms is None else f"{obj.latency_ms:,} ms"
+
     @admin.display(description="tokens (in / out)")
     def tokens(self, obj: AIUsageLog) -> str:
         return format_html(
@@ -215,18 +219,12 @@ class AIUsageLogAdmin(ReadsEveryonesUsage):
             obj.output_tokens,
         )
 
-    @admin.display(description="cost (USD)", ordering="total_cost")
+    @admin.display(description="cost", ordering="total_cost")
     def cost(self, obj: AIUsageLog) -> str:
         if obj.total_cost is None:
-            return mark_safe('<strong style="color:#c62828">unpriced</strong>')
-        colour = (
-            "#2e7d32"
-            if obj.total_cost < Decimal("0.01")
-            else "#ef6c00"
-            if obj.total_cost < Decimal("0.10")
-            else "#c62828"
-        )
-        return format_html('<span style="color:{}">${}</span>', colour, f"{obj.total_cost:.6f}")
+            return format_html('<strong class="ai-unpriced" style="color:#c62828">{}</strong>', "unpriced")
+        colour = "#2e7d32" if obj.total_cost < CENT else "#ef6c00" if obj.total_cost < DIME else "#c62828"
+        return format_html('<span style="color:{}">{}</span>', colour, on_page(obj.total_cost))
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: AIUsageLog) -> str:

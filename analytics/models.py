@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Sum
 
 from usage import periods
+from usage.money import for_people
 
 # Why the summary columns are this wide (a summary must never overflow, or one user's rows would stop the rollup
 # and CAU for everyone):
@@ -124,7 +125,7 @@ class UserAICostSummary(UsageMetrics):
         indexes = [models.Index(fields=["date", "user"], name="summary_day_user")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} on {self.date}: {self.total_cost}"
+        return f"{self.user_id} on {self.date}: {for_people(self.total_cost)}"
 
     @classmethod
     def get_top_users_by_cost(cls, days: int = 30, limit: int = 10) -> list[dict[str, Any]]:
@@ -162,7 +163,7 @@ class DailyUsageSummary(UsageMetrics):
         ]
 
     def __str__(self) -> str:
-        return f"{self.date} {self.provider}/{self.model} {self.feature}: {self.total_cost}"
+        return f"{self.date} {self.provider}/{self.model} {self.feature}: {for_people(self.total_cost)}"
 
 
 class UserMonthlyAICostSummary(UsageMetrics):
@@ -181,7 +182,7 @@ class UserMonthlyAICostSummary(UsageMetrics):
         indexes = [models.Index(fields=["month", "user"], name="monthly_month_user")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} in {self.month:%Y-%m}: {self.total_cost}"
+        return f"{self.user_id} in {self.month:%Y-%m}: {for_people(self.total_cost)}"
 
 
 class CAUSnapshot(models.Model):
@@ -200,7 +201,7 @@ class CAUSnapshot(models.Model):
         constraints = [models.UniqueConstraint(fields=["date", "window_days"], name="cau_one_per_day_window")]
 
     def __str__(self) -> str:
-        return f"CAU {self.window_days}d to {self.date}: {self.cau}"
+        return f"CAU {self.window_days}d to {self.date}: {for_people(self.cau)}"
 
 
 class RunOutcome(models.TextChoices):

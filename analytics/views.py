@@ -19,6 +19,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.html import strip_tags
 
 from analytics import charts
 from analytics.csv_safety import SafeCsvWriter
@@ -32,9 +33,11 @@ from analytics.dashboard import (
     window_figures,
 )
 from analytics.job_runs import schedules_with_last_run
+from analytics.slices import Measures
 from usage import periods
 from usage.budgets import SPEND_ORDERINGS, SpendStatus, UserSpendRow, every_user_spend
 from usage.langsmith import langsmith_status
+from usage.money import cost_with_unpriced, for_people
 from usage.permissions import Action, may_in_admin
 
 USERS_PER_PAGE = 50
@@ -94,6 +97,11 @@ def bad_parameters(view: View) -> View:
     return guarded
 
 
+def unpriced_note(measures: Measures) -> str:
+    """A chart's value for a group with unpriced calls (plain text: the chart escapes it)."""
+    return strip_tags(cost_with_unpriced(measures.total_cost, measures.unpriced_requests, measures.total_requests))
+
+
 @analytics_page
 @bad_parameters
 def dashboard_view(request: HttpRequest) -> HttpResponse:
@@ -107,12 +115,14 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         days=days, windows=WINDOWS, board=board, totals=board.figures.totals, providers=providers,
         langsmith=langsmith_status(),
         cost_chart=charts.columns("Cost per day (USD)", [(d.isoformat(), m.total_cost) for d, m in daily],
-                                  charts.money),
-        provider_chart=charts.horizontal_bars("Cost by provider", [(p, m.total_cost) for p, m in providers],
-                                              charts.money, "ai-providers"),
+                                  for_people, charts.exact_money),
+        provider_chart=charts.horizontal_bars(
+            "Cost by provider", [(p, m.total_cost) for p, m in providers], for_people, charts.exact_money,
+            "ai-providers", notes={p: unpriced_note(m) for p, m in providers if m.unpriced_requests},
+        ),
         model_chart=charts.horizontal_bars(
             "Tokens by model", sorted(((name, m.total_tokens) for name, m in models), key=lambda r: -r[1])[:10],
-            charts.tokens, "ai-models",
+            charts.tokens, charts.exact_tokens, "ai-models",
         ),
     )  # fmt: skip
 

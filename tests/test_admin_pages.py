@@ -218,8 +218,8 @@ def test_dashboard_providers_charts_cau_and_recent_activity(admin_user: Any, cal
     assert providers == [("acme", 7, priced_sum(CALLS))]
     assert priced_sum(CALLS) == Decimal("0.05548")
     html = response.content.decode()
-    assert '<g class="ai-bar" data-label="acme" data-value="0.05548' in html  # the provider chart
-    assert html.count('<g class="ai-bar" data-label="20') == 30  # a column for each day of the window
+    assert '<div class="ai-bar" data-label="acme" data-value="0.05548' in html  # the provider chart
+    assert html.count('<div class="ai-bar" data-label="20') == 30  # a column for each day of the window
     assert f'data-label="{periods.today().isoformat()}" data-value="0.0196' in html
     for figure in response.context["board"].cau:
         expected = AIUsageTracker.get_cau(days=figure.days)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -10,6 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from usage.alerts import deliver_pending, reset_current_alerts
 from usage.apikeys import create_api_key, revoke
@@ -22,10 +24,52 @@ from usage.models import (
     SpendAlert,
     UserSpendLimit,
 )
+from usage.money import on_page
 from usage.permissions import Action, may_in_admin
 
 
-class ReadsEveryonesUsage(admin.ModelAdmin):
+def money_display(name: str, label: str) -> Callable[[Any, Any], SafeString]:
+    """An admin column or read-only field showing the amount in `name` in the one format for people, the exact
+    value on hover (a raw DecimalField shows all 18 places: 0.084697118750000000)."""
+
+    @admin.display(description=label, ordering=name)
+    def show(model_admin: Any, obj: Any) -> SafeString:
+        amount = getattr(obj, name)
+        if amount is None and name != "total_cost":  # an optional price or limit that is not set
+            return format_html("{}", "\u2013")
+        return on_page(amount)  # a call's missing cost: "unpriced"
+
+    return show
+
+
+class ShowsMoney(admin.ModelAdmin):
+    """Shows the amounts named in `money_fields` through `money_display` in the list and on the read-only detail
+    page. Each gets a `<name>_usd` method, which replaces the field wherever the page would show the raw value."""
+
+    money_fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.money_fields:
+            setattr(cls, f"{name}_usd", money_display(name, name.replace("_", " ")))
+
+    def _as_money(self, names: Sequence[Any], keep: Sequence[str] = ()) -> list[str]:
+        return [f"{name}_usd" if name in self.money_fields and name not in keep else name for name in names]
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        return self._as_money(super().get_list_display(request), keep=self.list_editable)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self._as_money(super().get_readonly_fields(request, obj))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        """The form still holds the raw field: show its formatted twin in its place instead."""
+        fields = list(super().get_fields(request, obj))
+        shown = [name for name in self.money_fields if f"{name}_usd" in fields]
+        return [f"{name}_usd" if name in shown else name for name in fields if name not in {f"{n}_usd" for n in shown}]
+
+
+class ReadsEveryonesUsage(ShowsMoney):
     """Rows about every user's usage: viewing them is reading everyone's usage (usage.permissions), whatever
     Django's per-model view permissions say, so the admin and the API agree on who sees what."""
 
@@ -37,7 +81,8 @@ class ReadsEveryonesUsage(admin.ModelAdmin):
 
 
 @admin.register(AIProviderPricing)
-class AIProviderPricingAdmin(admin.ModelAdmin):
+class AIProviderPricingAdmin(ShowsMoney):
+    money_fields = ("input_price", "output_price", "cached_input_price", "cache_write_price")
     list_display = (
         "provider",
         "model",
@@ -87,6 +132,7 @@ class AIProviderPricingAdmin(admin.ModelAdmin):
 
 @admin.register(UserSpendLimit)
 class UserSpendLimitAdmin(ReadsEveryonesUsage):
+    money_fields = ("daily_limit", "monthly_limit")
     list_display = ("user", "daily_limit", "monthly_limit", "updated_at")
     list_editable = ("daily_limit", "monthly_limit")
     search_fields = ("user__username", "user__email")
@@ -107,9 +153,7 @@ class UserSpendLimitAdmin(ReadsEveryonesUsage):
         super().save_model(request, obj, form, change)
         limit_cache.clear()  # this process enforces the new limit at once, others within AI_PRICING_CACHE_SECONDS
 
-    @admin.action(
-        description="Reset this period's alerts (alert again when a threshold is crossed)", permissions=["change"]
-    )
+    @admin.action(description="Reset this period's alerts (so they are sent again)", permissions=["change"])
     def reset_alerts(self, request: HttpRequest, queryset: QuerySet[UserSpendLimit]) -> None:
         removed = reset_current_alerts(list(queryset.values_list("user_id", flat=True)))
         self.message_user(request, f"{removed} alert record(s) of the current day and month removed.", messages.SUCCESS)
@@ -118,6 +162,8 @@ class UserSpendLimitAdmin(ReadsEveryonesUsage):
 @admin.register(SpendAlert)
 class SpendAlertAdmin(ReadsEveryonesUsage):
     """Alert records: what was sent, what is waiting for SMTP, and why a send failed."""
+
+    money_fields = ("spend", "limit")
 
     list_display = ("created_at", "user", "period", "period_start", "threshold", "spend", "limit", "delivery")
     list_filter = ("period", "threshold", "superseded", ("sent_at", admin.EmptyFieldListFilter))

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from usage.json_shape import exceeded_limit, text_may_nest_deeper
+from usage.money import for_people
 
 
 def cost_field(**options: Any) -> models.DecimalField:
@@ -294,7 +295,7 @@ class UserDailySpend(models.Model):
         constraints = [models.UniqueConstraint(fields=["user", "time_zone", "day"], name="spend_one_row_per_user_day")]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.day}: {self.cost}"
+        return f"{self.user_id} {self.day}: {for_people(self.cost)}"
 
 
 class StaleHour(models.Model):

@@ -9,17 +9,26 @@ from django import template
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.urls import NoReverseMatch, reverse
+from django.utils.safestring import SafeString
 
 from analytics import charts
 from usage.budgets import EXCEEDED_PERCENT, WARNING_PERCENT
+from usage.money import cost_with_unpriced, on_page
 
 register = template.Library()
 NOTHING = "\u2013"  # an en dash: no value (no calls to divide by)
 
 
 @register.filter
-def money(value: Decimal | int | None) -> str:
-    return "unpriced" if value is None else charts.money(value)
+def money(value: Decimal | int | None) -> SafeString:
+    """The one format for people (usage.money.for_people), the exact value on hover; "unpriced" for no price."""
+    return on_page(value)
+
+
+@register.simple_tag
+def cost(amount: Decimal | int | None, unpriced: int, calls: int) -> SafeString:
+    """A group's cost with its unpriced calls counted beside it, never shown as $0.00."""
+    return cost_with_unpriced(amount, unpriced, calls)
 
 
 @register.filter
