@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -23,45 +22,20 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 
 from analytics.rollup import run_rollup
+from tests.helpers.browser import chromium
 from usage import periods
 from usage.demo import load_demo_data
 from usage.models import AIUsageLog, UserSpendLimit
 from usage.money import canonical
 from usage.repricing import sync_prices_and_reprice
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR") or Path(__file__).parent / "artifacts" / "screenshots")
 PASSWORD = "a-staff-password"
-CHROME_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-]  # fmt: skip
-
-
-def _browser_missing() -> str | None:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    return f"{' and '.join(missing)} not installed (apt-get install chromium chromium-driver)" if missing else None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    missing = _browser_missing()
-    if missing and os.environ.get("REQUIRE_BROWSER"):
-        pytest.fail(f"browser tests required here, but {missing}")
-    if missing:
-        pytest.skip(f"BROWSER TESTS SKIPPED: {missing}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROME_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.implicitly_wait(0)
-    yield driver
-    driver.quit()
+    yield from chromium()
 
 
 # The live server reads the database from its own thread, so each test commits; serialized_rollback restores what

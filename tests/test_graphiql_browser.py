@@ -7,14 +7,13 @@ Skipped without chromium unless REQUIRE_BROWSER is set, like tests/test_admin_br
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.test_admin_browser import CHROME_FLAGS, CHROMEDRIVER, CHROMIUM, _browser_missing
+from tests.helpers.browser import chromium
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -25,22 +24,7 @@ LOOPBACK = {"127.0.0.1", "localhost"}
 
 @pytest.fixture(scope="module")
 def offline_browser() -> Iterator[Any]:
-    missing = _browser_missing()
-    if missing and os.environ.get("REQUIRE_BROWSER"):
-        pytest.fail(f"browser tests required here, but {missing}")
-    if missing:
-        pytest.skip(f"BROWSER TESTS SKIPPED: {missing}")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*CHROME_FLAGS, *OFFLINE_FLAGS]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    yield driver
-    driver.quit()
+    yield from chromium(OFFLINE_FLAGS, {"browser": "ALL", "performance": "ALL"})
 
 
 def requested_urls(driver: Any) -> list[str]:
